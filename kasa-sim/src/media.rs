@@ -1,0 +1,125 @@
+//! The simulator's media: a real H.264 clip encoded once with x264enc, and G.711 mu-law.
+
+use bytes::Bytes;
+use gst::prelude::*;
+use kasa_protocol::h264::AccessUnitInfo;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// One encoded access unit.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub data: Bytes,
+    pub key: bool,
+}
+
+/// A loopable clip: starts with SPS+PPS+IDR, GOP of `fps * gop_seconds` frames.
+#[derive(Clone, Debug)]
+pub struct Clip {
+    pub frames: Arc<Vec<Frame>>,
+    pub fps: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+type Key = (u32, u32, u32, u32, u32);
+static CLIPS: OnceLock<Mutex<HashMap<Key, Clip>>> = OnceLock::new();
+
+/// Encode (or reuse) a clip of `seconds` at `width`x`height`, `fps`, one IDR every
+/// `gop_seconds` (Kasa cameras: ~15 fps, ~2 s GOP, SPS/PPS only with IDRs).
+pub fn clip(width: u32, height: u32, fps: u32, gop_seconds: u32, seconds: u32) -> Result<Clip, String> {
+    let key = (width, height, fps, gop_seconds, seconds);
+    let cache = CLIPS.get_or_init(Default::default);
+    if let Some(c) = cache.lock().unwrap().get(&key) {
+        return Ok(c.clone());
+    }
+    let c = encode(width, height, fps, gop_seconds, seconds)?;
+    cache.lock().unwrap().insert(key, c.clone());
+    Ok(c)
+}
+
+fn encode(width: u32, height: u32, fps: u32, gop_seconds: u32, seconds: u32) -> Result<Clip, String> {
+    gst::init().map_err(|e| e.to_string())?;
+    let n = fps * seconds;
+    // x264enc needs I420 upstream, or it emits High 4:4:4 that many decoders refuse.
+    let desc = format!(
+        "videotestsrc num-buffers={n} pattern=ball ! video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={} bitrate={} \
+         ! video/x-h264,stream-format=byte-stream,alignment=au,profile=main ! appsink name=sink sync=false",
+        fps * gop_seconds,
+        (width * height / 1000).clamp(200, 4000),
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(|e| format!("simulator encoder pipeline: {e} (x264enc comes with gstreamer1.0-plugins-ugly, videotestsrc with gstreamer1.0-plugins-base)"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    let mut frames = Vec::with_capacity(n as usize);
+    while let Ok(sample) = sink.pull_sample() {
+        let buf = sample.buffer().unwrap();
+        let map = buf.map_readable().unwrap();
+        let data = Bytes::copy_from_slice(&map);
+        let info = AccessUnitInfo::of(&data);
+        frames.push(Frame { data, key: info.idr });
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    if frames.len() != n as usize || !frames.first().map(|f| AccessUnitInfo::of(&f.data).is_decodable_start()).unwrap_or(false) {
+        return Err(format!("encoder produced {} frames, expected {n} starting with SPS+PPS+IDR", frames.len()));
+    }
+    Ok(Clip {
+        frames: Arc::new(frames),
+        fps,
+        width,
+        height,
+    })
+}
+
+/// Encode one linear 16-bit sample as G.711 mu-law.
+pub fn linear_to_mulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut s = sample as i32;
+    let sign = if s < 0 {
+        s = -s;
+        0x80
+    } else {
+        0
+    };
+    s = s.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while s & mask == 0 && exponent > 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    !(sign | (exponent << 4) | mantissa) as u8
+}
+
+/// 60 ms of a 440 Hz tone at 8 kHz as mu-law (480 bytes), continuing from sample `start`.
+pub fn tone_part(start: u64) -> Vec<u8> {
+    (0..480u64)
+        .map(|i| {
+            let t = (start + i) as f64 / 8000.0;
+            linear_to_mulaw((f64::sin(2.0 * std::f64::consts::PI * 440.0 * t) * 8000.0) as i16)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mulaw_known_values() {
+        assert_eq!(linear_to_mulaw(0), 0xff);
+        assert_eq!(linear_to_mulaw(-1), 0x7f);
+        assert_eq!(linear_to_mulaw(32767), 0x80);
+        assert_eq!(linear_to_mulaw(-32768), 0x00);
+    }
+}
