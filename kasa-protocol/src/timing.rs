@@ -18,12 +18,22 @@ pub const MAX_LATE: Nanos = 500_000_000;
 /// A camera timestamp step larger than this (or backwards) is a jump, not media time.
 pub const MAX_STEP: Nanos = 5_000_000_000;
 
+/// The streams sharing one camera clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Video = 0,
+    Audio = 1,
+}
+
+/// Maps camera timestamps of both streams onto running time with one shared offset, so
+/// audio and video stay in sync; continuity is tracked per stream because the camera
+/// interleaves parts whose times may overlap by a few milliseconds.
 #[derive(Debug, Clone, Default)]
 pub struct PtsMapper {
-    /// `running_time - camera_time`, signed, in ns.
+    /// `running_time - camera_time`, in ns.
     offset: Option<i128>,
-    last_camera: Option<i128>,
-    last_pts: Option<Nanos>,
+    last_camera: [Option<i128>; 2],
+    last_pts: [Option<Nanos>; 2],
 }
 
 /// A mapped timestamp and whether it breaks continuity.
@@ -38,25 +48,26 @@ impl PtsMapper {
         Self::default()
     }
 
-    /// Start a new camera session (reconnect): camera time restarts, running time and
-    /// the last PTS carry over so output stays monotonic.
+    /// Start a new camera session (reconnect): camera time restarts, the last PTS
+    /// carries over so output stays monotonic.
     pub fn new_session(&mut self) {
         self.offset = None;
-        self.last_camera = None;
+        self.last_camera = [None; 2];
     }
 
     /// Map one part. `camera_s` is the part's `X-Timestamp` in seconds, if any;
-    /// `arrival` the running time at which its last byte was read.
-    pub fn map(&mut self, camera_s: Option<f64>, arrival: Nanos) -> Mapped {
+    /// `arrival` the running time at which it was read.
+    pub fn map(&mut self, stream: Stream, camera_s: Option<f64>, arrival: Nanos) -> Mapped {
+        let i = stream as usize;
         let mut discont = false;
         let candidate = match camera_s {
-            Some(s) if s.is_finite() && s >= 0.0 && s < 1.0e9 => {
+            Some(s) if s.is_finite() && (0.0..1.0e9).contains(&s) => {
                 let cam = (s * 1e9) as i128;
-                let jumped = match self.last_camera {
-                    Some(prev) => cam < prev || (cam - prev) as u128 > MAX_STEP as u128,
+                let jumped = match self.last_camera[i] {
+                    Some(prev) => cam < prev || cam - prev > MAX_STEP as i128,
                     None => false,
                 };
-                self.last_camera = Some(cam);
+                self.last_camera[i] = Some(cam);
                 let arrival_off = arrival as i128 - cam;
                 match self.offset {
                     Some(off) if !jumped => {
@@ -79,17 +90,13 @@ impl PtsMapper {
             _ => arrival as i128,
         };
         let mut pts = candidate.max(0) as Nanos;
-        if let Some(last) = self.last_pts {
+        if let Some(last) = self.last_pts[i] {
             if pts <= last {
                 pts = last + 1;
             }
         }
-        self.last_pts = Some(pts);
+        self.last_pts[i] = Some(pts);
         Mapped { pts, discont }
-    }
-
-    pub fn last_pts(&self) -> Option<Nanos> {
-        self.last_pts
     }
 }
 
@@ -135,13 +142,13 @@ mod tests {
     #[test]
     fn follows_camera_clock_with_jitter() {
         let mut m = PtsMapper::new();
-        let a = m.map(Some(100.0), 1000 * MS);
+        let a = m.map(Stream::Video, Some(100.0), 1000 * MS);
         assert_eq!(a.pts, 1000 * MS);
         // Arrives 30 ms late: PTS stays on the camera's clock.
-        let b = m.map(Some(100.066), 1096 * MS);
+        let b = m.map(Stream::Video, Some(100.066), 1096 * MS);
         assert_eq!(b.pts, 1066 * MS);
         // Arrives earlier than the anchor predicts: the anchor moves, PTS = arrival.
-        let c = m.map(Some(100.133), 1120 * MS);
+        let c = m.map(Stream::Video, Some(100.133), 1120 * MS);
         assert_eq!(c.pts, 1120 * MS);
         assert!(!c.discont);
     }
@@ -149,23 +156,23 @@ mod tests {
     #[test]
     fn monotonic_across_sessions_and_jumps() {
         let mut m = PtsMapper::new();
-        let a = m.map(Some(5.0), 2000 * MS);
+        let a = m.map(Stream::Video, Some(5.0), 2000 * MS);
         m.new_session();
         // New session whose camera clock restarted at 0 and arrival equal: still after.
-        let b = m.map(Some(1.0), 2000 * MS);
+        let b = m.map(Stream::Video, Some(1.0), 2000 * MS);
         assert!(b.pts > a.pts);
-        let c = m.map(Some(0.5), 2050 * MS);
+        let c = m.map(Stream::Video, Some(0.5), 2050 * MS);
         assert!(c.pts > b.pts, "backwards camera time");
         assert!(c.discont);
-        let d = m.map(None, 2100 * MS);
+        let d = m.map(Stream::Video, None, 2100 * MS);
         assert_eq!(d.pts, 2100 * MS);
     }
 
     #[test]
     fn reanchors_when_late() {
         let mut m = PtsMapper::new();
-        m.map(Some(0.0), 0);
-        let late = m.map(Some(1.0), 1000 * MS + MAX_LATE + 10 * MS);
+        m.map(Stream::Video, Some(0.0), 0);
+        let late = m.map(Stream::Video, Some(1.0), 1000 * MS + MAX_LATE + 10 * MS);
         assert!(late.discont);
         assert_eq!(late.pts, 1000 * MS + MAX_LATE + 10 * MS);
     }
