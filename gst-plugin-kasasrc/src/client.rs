@@ -64,8 +64,13 @@ pub enum ClientError {
     TlsIo(String),
     /// The peer refused our parameters (alert, no shared cipher).
     TlsProtocol(String),
-    FingerprintMismatch { expected: Fingerprint, got: Fingerprint },
-    Unauthorized { realm: Option<String> },
+    FingerprintMismatch {
+        expected: Fingerprint,
+        got: Fingerprint,
+    },
+    Unauthorized {
+        realm: Option<String>,
+    },
     NotFound(String),
     Status(u16, String),
     Head(String),
@@ -191,10 +196,24 @@ impl Canceller {
 }
 
 /// TCP connect that polls in short slices so [`Canceller::cancel`] takes effect at once.
-fn connect(addr: SocketAddr, timeout: Duration, cancel: &Canceller) -> Result<TcpStream, ClientError> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    cancel: &Canceller,
+) -> Result<TcpStream, ClientError> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain socket(2); the fd is owned by the TcpStream below.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(ClientError::Connect(addr, io::Error::last_os_error()));
     }
@@ -217,7 +236,11 @@ fn connect(addr: SocketAddr, timeout: Duration, cancel: &Canceller) -> Result<Tc
             if left.is_zero() {
                 return Err(ClientError::ConnectTimeout(addr));
             }
-            let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
             let slice = left.min(Duration::from_millis(50)).as_millis() as i32;
             // SAFETY: one valid pollfd.
             let n = unsafe { libc::poll(&mut p, 1, slice.max(1)) };
@@ -225,11 +248,16 @@ fn connect(addr: SocketAddr, timeout: Duration, cancel: &Canceller) -> Result<Tc
                 break;
             }
         }
-        if let Some(e) = stream.take_error().map_err(|e| ClientError::Connect(addr, e))? {
+        if let Some(e) = stream
+            .take_error()
+            .map_err(|e| ClientError::Connect(addr, e))?
+        {
             return Err(ClientError::Connect(addr, e));
         }
     }
-    stream.set_nonblocking(false).map_err(|e| ClientError::Connect(addr, e))?;
+    stream
+        .set_nonblocking(false)
+        .map_err(|e| ClientError::Connect(addr, e))?;
     Ok(stream)
 }
 
@@ -241,7 +269,9 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_in fits in sockaddr_storage.
@@ -253,7 +283,9 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_in6 fits in sockaddr_storage.
@@ -319,23 +351,32 @@ impl Connection {
             Some(t) => t,
             None => {
                 return Err(last.unwrap_or_else(|| {
-                    ClientError::Resolve(ep.host.clone(), io::Error::new(io::ErrorKind::NotFound, "no address"))
+                    ClientError::Resolve(
+                        ep.host.clone(),
+                        io::Error::new(io::ErrorKind::NotFound, "no address"),
+                    )
                 }))
             }
         };
         cancel.register(&tcp);
         tcp.set_nodelay(true).ok();
-        tcp.set_read_timeout(Some(ep.timeout)).map_err(ClientError::Io)?;
-        tcp.set_write_timeout(Some(ep.timeout)).map_err(ClientError::Io)?;
+        tcp.set_read_timeout(Some(ep.timeout))
+            .map_err(ClientError::Io)?;
+        tcp.set_write_timeout(Some(ep.timeout))
+            .map_err(ClientError::Io)?;
 
         let connector = client_connector().map_err(|e| ClientError::TlsProtocol(e.to_string()))?;
-        let mut cfg = connector.configure().map_err(|e| ClientError::TlsProtocol(e.to_string()))?;
+        let mut cfg = connector
+            .configure()
+            .map_err(|e| ClientError::TlsProtocol(e.to_string()))?;
         // Cameras are addressed by IP and present CN=TPRI-DEVICE: no SNI, no name check.
         cfg.set_use_server_name_indication(false);
         cfg.set_verify_hostname(false);
         let mut tls = match cfg.connect(host, tcp) {
             Ok(s) => s,
-            Err(HandshakeError::SetupFailure(e)) => return Err(ClientError::TlsProtocol(e.to_string())),
+            Err(HandshakeError::SetupFailure(e)) => {
+                return Err(ClientError::TlsProtocol(e.to_string()))
+            }
             Err(HandshakeError::Failure(m)) | Err(HandshakeError::WouldBlock(m)) => {
                 let e = m.error();
                 let detail = match (e.ssl_error(), e.io_error()) {
@@ -347,10 +388,15 @@ impl Connection {
             }
         };
         let ssl = tls.ssl();
-        let fingerprint = ssl.peer_certificate().and_then(|c| Fingerprint::of(&c).ok());
+        let fingerprint = ssl
+            .peer_certificate()
+            .and_then(|c| Fingerprint::of(&c).ok());
         let tls_info = TlsInfo {
             version: ssl.version_str().to_string(),
-            cipher: ssl.current_cipher().map(|c| c.name().to_string()).unwrap_or_default(),
+            cipher: ssl
+                .current_cipher()
+                .map(|c| c.name().to_string())
+                .unwrap_or_default(),
             fingerprint,
         };
         if let Some(expected) = ep.fingerprint {
@@ -367,7 +413,8 @@ impl Connection {
 
         let auth = authorization_header(&ep.username, &ep.password);
         let req = build_request(host, ep.port, &ep.path, &auth);
-        tls.write_all(req.expose().as_bytes()).map_err(|e| io_error(e, ep.timeout))?;
+        tls.write_all(req.expose().as_bytes())
+            .map_err(|e| io_error(e, ep.timeout))?;
         tls.flush().map_err(|e| io_error(e, ep.timeout))?;
 
         let mut conn = Connection {
@@ -395,8 +442,16 @@ impl Connection {
         };
         match head.status {
             200..=299 => {}
-            401 => return Err(ClientError::Unauthorized { realm: head.realm() }),
-            404 => return Err(ClientError::NotFound(ep.path.split('?').next().unwrap_or("").to_string())),
+            401 => {
+                return Err(ClientError::Unauthorized {
+                    realm: head.realm(),
+                })
+            }
+            404 => {
+                return Err(ClientError::NotFound(
+                    ep.path.split('?').next().unwrap_or("").to_string(),
+                ))
+            }
             s => return Err(ClientError::Status(s, head.reason.clone())),
         }
         conn.head = head;
@@ -439,9 +494,9 @@ impl Drop for Connection {
 fn io_error(e: io::Error, timeout: Duration) -> ClientError {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Stall(timeout),
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
-            ClientError::Closed
-        }
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted => ClientError::Closed,
         _ => ClientError::Io(e),
     }
 }

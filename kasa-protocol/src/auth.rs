@@ -58,7 +58,11 @@ pub fn secret_forms(username: &str, password: &Secret) -> Vec<String> {
     let inner = inner_password(password);
     let header = authorization_header(username, password);
     let cred = header.expose().trim_start_matches("Basic ").to_string();
-    vec![password.expose().to_string(), inner.expose().to_string(), cred]
+    vec![
+        password.expose().to_string(),
+        inner.expose().to_string(),
+        cred,
+    ]
 }
 
 /// Server side (the simulator): decode `Basic xxx` into `(user, password-as-sent)`.

@@ -31,10 +31,16 @@ impl std::error::Error for ChunkError {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    Size { line: Vec<u8> },
-    Data { remaining: u64 },
+    Size {
+        line: Vec<u8>,
+    },
+    Data {
+        remaining: u64,
+    },
     /// After the data: expect `\r\n` (or a bare `\n`).
-    DataEnd { seen_cr: bool },
+    DataEnd {
+        seen_cr: bool,
+    },
     /// After the zero-size chunk: trailers, ignored, until the stream ends.
     Done,
 }
@@ -162,8 +168,14 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(matches!(decode_all(b"zz\r\n", 1), Err(ChunkError::BadSize(_))));
-        assert!(matches!(decode_all(b"2\r\nabX", 1), Err(ChunkError::MissingCrlf)));
+        assert!(matches!(
+            decode_all(b"zz\r\n", 1),
+            Err(ChunkError::BadSize(_))
+        ));
+        assert!(matches!(
+            decode_all(b"2\r\nabX", 1),
+            Err(ChunkError::MissingCrlf)
+        ));
         assert!(matches!(
             decode_all(&[b'1'; 1000], 1000),
             Err(ChunkError::BadSize(_))

@@ -93,7 +93,10 @@ mod tests {
         let i = AccessUnitInfo::of(au);
         assert!(i.is_decodable_start() && i.vcl);
         let nals: Vec<_> = nal_units(au).collect();
-        assert_eq!(nals, vec![&b"\x67\x42"[..], &b"\x68\xce"[..], &b"\x65\x88\x84"[..]]);
+        assert_eq!(
+            nals,
+            vec![&b"\x67\x42"[..], &b"\x68\xce"[..], &b"\x65\x88\x84"[..]]
+        );
         let p = AccessUnitInfo::of(b"\0\0\0\x01\x41\x9a");
         assert!(!p.idr && p.vcl);
         assert_eq!(AccessUnitInfo::of(b"junk"), AccessUnitInfo::default());

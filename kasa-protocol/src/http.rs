@@ -294,8 +294,15 @@ mod tests {
 
     #[test]
     fn request_roundtrip() {
-        let req = build_request("10.0.0.1", 19443, crate::DEFAULT_PATH, &Secret::new("Basic x"));
-        let (r, _) = parse_request_head(req.expose().as_bytes()).unwrap().unwrap();
+        let req = build_request(
+            "10.0.0.1",
+            19443,
+            crate::DEFAULT_PATH,
+            &Secret::new("Basic x"),
+        );
+        let (r, _) = parse_request_head(req.expose().as_bytes())
+            .unwrap()
+            .unwrap();
         assert_eq!(r.method, "GET");
         assert_eq!(r.path(), "/https/stream/mixed");
         assert_eq!(r.header("authorization"), Some("Basic x"));

@@ -201,7 +201,8 @@ impl MultipartParser {
                     }
                     let Some(nl) = memchr::memchr(b'\n', &self.buf) else {
                         let n = self.buf.len().min(self.delimiter.len());
-                        if self.buf[..n] != self.delimiter[..n] || self.buf.len() > MAX_DELIMITER_LINE
+                        if self.buf[..n] != self.delimiter[..n]
+                            || self.buf.len() > MAX_DELIMITER_LINE
                         {
                             let found = preview(&self.buf);
                             // Drop at least a byte so resynchronisation always progresses.
@@ -341,9 +342,9 @@ impl MultipartParser {
                     p.content_type = value.chars().take(80).collect();
                 }
                 "content-length" => {
-                    let n: u64 = value
-                        .parse()
-                        .map_err(|_| FramingError::BadContentLength(value.chars().take(30).collect()))?;
+                    let n: u64 = value.parse().map_err(|_| {
+                        FramingError::BadContentLength(value.chars().take(30).collect())
+                    })?;
                     if n > self.max_part_size as u64 {
                         return Err(FramingError::PartTooLarge {
                             claimed: Some(n),
@@ -394,7 +395,14 @@ pub struct PartWriter<'a> {
 impl PartWriter<'_> {
     pub fn write(&self, body: &[u8], out: &mut Vec<u8>) {
         let e = self.line_end;
-        out.extend_from_slice(format!("--{KASA_BOUNDARY}{e}Content-Type: {}{e}Content-Length: {}{e}", self.content_type, body.len()).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "--{KASA_BOUNDARY}{e}Content-Type: {}{e}Content-Length: {}{e}",
+                self.content_type,
+                body.len()
+            )
+            .as_bytes(),
+        );
         if let Some(u) = self.utc_time {
             out.extend_from_slice(format!("X-UtcTime: {u}{e}").as_bytes());
         }
@@ -450,7 +458,12 @@ mod tests {
         let mut s = part("audio/g711u", Some(1.0), &[0xffu8; 480], "\r\n");
         s.extend(part("video/x-h264", Some(1.02), b"\0\0\0\x01\x67abc", "\n"));
         s.extend_from_slice(b"\r\n\r\n\n");
-        s.extend(part("video/x-h264", None, b"\r\n--data-boundary--\r\n", "\r\n"));
+        s.extend(part(
+            "video/x-h264",
+            None,
+            b"\r\n--data-boundary--\r\n",
+            "\r\n",
+        ));
         for step in [1, 2, 5, 17, 100, 100_000] {
             let ev = collect(&s, step, 1 << 20);
             assert_eq!(ev.len(), 3, "step {step}: {ev:?}");
@@ -471,7 +484,10 @@ mod tests {
         let mut s = b"GARBAGE\x00\x01\x02 more junk\n".to_vec();
         s.extend(part("video/x-h264", Some(2.0), b"frame", "\r\n"));
         let ev = collect(&s, 3, 1 << 20);
-        assert!(matches!(ev[0], Event::Corrupt(FramingError::ExpectedBoundary { .. })));
+        assert!(matches!(
+            ev[0],
+            Event::Corrupt(FramingError::ExpectedBoundary { .. })
+        ));
         assert_eq!(parts(&ev).len(), 1);
     }
 
@@ -484,7 +500,10 @@ mod tests {
         let ev = collect(&s, 4096, 4096);
         assert!(matches!(
             ev[0],
-            Event::Corrupt(FramingError::PartTooLarge { claimed: Some(999999999999), .. })
+            Event::Corrupt(FramingError::PartTooLarge {
+                claimed: Some(999999999999),
+                ..
+            })
         ));
         let p = parts(&ev);
         assert_eq!(p.len(), 1);
@@ -495,11 +514,20 @@ mod tests {
     fn bad_length_and_header_junk() {
         let s = b"--data-boundary--\r\nContent-Length: -1\r\n\r\nxx\r\n--data-boundary--\r\nno colon here\r\n\r\n";
         let ev = collect(s, 7, 1024);
-        assert!(matches!(ev[0], Event::Corrupt(FramingError::BadContentLength(_))));
-        assert!(matches!(ev[1], Event::Corrupt(FramingError::BadHeaderLine(_))));
+        assert!(matches!(
+            ev[0],
+            Event::Corrupt(FramingError::BadContentLength(_))
+        ));
+        assert!(matches!(
+            ev[1],
+            Event::Corrupt(FramingError::BadHeaderLine(_))
+        ));
         let endless_headers = [b"--data-boundary--\r\n".as_slice(), &[b'A'; 20000]].concat();
         let ev = collect(&endless_headers, 999, 1024);
-        assert!(matches!(ev[0], Event::Corrupt(FramingError::HeadersTooLarge)));
+        assert!(matches!(
+            ev[0],
+            Event::Corrupt(FramingError::HeadersTooLarge)
+        ));
     }
 
     #[test]

@@ -48,7 +48,10 @@ impl std::error::Error for StreamError {}
 enum State {
     Head(BytesMut),
     /// Head parsed; waiting for two body bytes to decide on chunking.
-    Peek { chunked: bool, buf: BytesMut },
+    Peek {
+        chunked: bool,
+        buf: BytesMut,
+    },
     Body(Option<Dechunker>),
 }
 
@@ -115,8 +118,8 @@ impl StreamDecoder {
                 if buf.len() < 2 {
                     return Ok(());
                 }
-                let dechunk = *chunked
-                    && !(self.policy == ChunkedPolicy::Auto && buf.starts_with(b"--"));
+                let dechunk =
+                    *chunked && !(self.policy == ChunkedPolicy::Auto && buf.starts_with(b"--"));
                 let pending = std::mem::take(buf);
                 self.state = State::Body(dechunk.then(Dechunker::new));
                 self.push(&pending)
@@ -152,7 +155,11 @@ mod tests {
         let mut v = Vec::new();
         for i in 0..5 {
             PartWriter {
-                content_type: if i % 2 == 0 { "audio/g711u" } else { "video/x-h264" },
+                content_type: if i % 2 == 0 {
+                    "audio/g711u"
+                } else {
+                    "video/x-h264"
+                },
                 timestamp: Some(i as f64 * 0.06),
                 utc_time: None,
                 line_end: "\r\n",
@@ -194,7 +201,10 @@ mod tests {
             for step in [1, 3, 64, 4096] {
                 let ev = run(&raw, step);
                 assert!(matches!(ev[0], StreamEvent::Head(_)));
-                let n = ev.iter().filter(|e| matches!(e, StreamEvent::Part(_))).count();
+                let n = ev
+                    .iter()
+                    .filter(|e| matches!(e, StreamEvent::Part(_)))
+                    .count();
                 assert_eq!(n, 5, "{h:?} step {step}");
             }
         }

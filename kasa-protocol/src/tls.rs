@@ -93,7 +93,13 @@ mod tests {
         let f = Fingerprint([0xab; 32]);
         let s = f.to_string();
         assert_eq!(s.parse::<Fingerprint>().unwrap(), f);
-        assert_eq!(s.replace(':', "").to_lowercase().parse::<Fingerprint>().unwrap(), f);
+        assert_eq!(
+            s.replace(':', "")
+                .to_lowercase()
+                .parse::<Fingerprint>()
+                .unwrap(),
+            f
+        );
         assert!("abc".parse::<Fingerprint>().is_err());
         assert!("zz".repeat(32).parse::<Fingerprint>().is_err());
     }

@@ -137,7 +137,10 @@ impl FromStr for Fault {
     fn from_str(s: &str) -> Result<Self, String> {
         let mut w = s.split_whitespace();
         let secs = |v: Option<&str>, d: f64| -> Result<Duration, String> {
-            let f: f64 = v.map(|v| v.parse().map_err(|_| format!("bad seconds {v:?}"))).transpose()?.unwrap_or(d);
+            let f: f64 = v
+                .map(|v| v.parse().map_err(|_| format!("bad seconds {v:?}")))
+                .transpose()?
+                .unwrap_or(d);
             Ok(Duration::from_secs_f64(f.clamp(0.0, 3600.0)))
         };
         match w.next() {
@@ -192,9 +195,17 @@ pub struct Simulator {
 
 impl Simulator {
     pub fn start(cfg: SimConfig) -> Result<Simulator, String> {
-        let clip = media::clip(cfg.width, cfg.height, cfg.fps, cfg.gop_seconds, cfg.gop_seconds * 2)?;
-        let (acceptor, fingerprint) = tls::acceptor(cfg.tls).map_err(|e| format!("TLS setup: {e}"))?;
-        let listener = TcpListener::bind(cfg.bind).map_err(|e| format!("bind {}: {e}", cfg.bind))?;
+        let clip = media::clip(
+            cfg.width,
+            cfg.height,
+            cfg.fps,
+            cfg.gop_seconds,
+            cfg.gop_seconds * 2,
+        )?;
+        let (acceptor, fingerprint) =
+            tls::acceptor(cfg.tls).map_err(|e| format!("TLS setup: {e}"))?;
+        let listener =
+            TcpListener::bind(cfg.bind).map_err(|e| format!("bind {}: {e}", cfg.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let inner = Arc::new(Inner {
             cfg,
@@ -410,7 +421,8 @@ struct Kicked;
 
 impl Streamer<'_> {
     fn alive(&self) -> bool {
-        !self.inner.stop.load(Ordering::SeqCst) && self.inner.generation.load(Ordering::SeqCst) == self.gen
+        !self.inner.stop.load(Ordering::SeqCst)
+            && self.inner.generation.load(Ordering::SeqCst) == self.gen
     }
 
     /// Sleep until `t`, waking early when kicked or a fault arrives.
@@ -429,7 +441,10 @@ impl Streamer<'_> {
     }
 
     fn write_raw(&mut self, data: &[u8]) -> Result<(), Kicked> {
-        let trickle = self.trickle_until.map(|t| Instant::now() < t).unwrap_or(false);
+        let trickle = self
+            .trickle_until
+            .map(|t| Instant::now() < t)
+            .unwrap_or(false);
         if trickle {
             for piece in data.chunks(100) {
                 self.tls.write_all(piece).map_err(|_| Kicked)?;
@@ -472,7 +487,12 @@ impl Streamer<'_> {
         PartWriter {
             content_type,
             timestamp: self.inner.cfg.x_timestamp.then(|| cam_time.as_secs_f64()),
-            utc_time: Some(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)),
+            utc_time: Some(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            ),
             line_end: if self.inner.cfg.lf_only { "\n" } else { "\r\n" },
         }
         .write(body, &mut out);

@@ -55,7 +55,9 @@ fn run() -> Result<(), String> {
         }
     }
     cfg.password = Secret::new(std::env::var(&password_env).unwrap_or_else(|_| "admin".into()));
-    cfg.bind = format!("{bind}:{port}").parse().map_err(|e| format!("--bind/--port: {e}"))?;
+    cfg.bind = format!("{bind}:{port}")
+        .parse()
+        .map_err(|e| format!("--bind/--port: {e}"))?;
     let sim = Simulator::start(cfg.clone())?;
     println!(
         "kasa-sim: listening on {} ({:?} TLS, {:?} body, {}x{} @ {} fps, audio {}), certificate SHA-256 {}",

@@ -27,7 +27,13 @@ static CLIPS: OnceLock<Mutex<HashMap<Key, Clip>>> = OnceLock::new();
 
 /// Encode (or reuse) a clip of `seconds` at `width`x`height`, `fps`, one IDR every
 /// `gop_seconds` (Kasa cameras: ~15 fps, ~2 s GOP, SPS/PPS only with IDRs).
-pub fn clip(width: u32, height: u32, fps: u32, gop_seconds: u32, seconds: u32) -> Result<Clip, String> {
+pub fn clip(
+    width: u32,
+    height: u32,
+    fps: u32,
+    gop_seconds: u32,
+    seconds: u32,
+) -> Result<Clip, String> {
     let key = (width, height, fps, gop_seconds, seconds);
     let cache = CLIPS.get_or_init(Default::default);
     if let Some(c) = cache.lock().unwrap().get(&key) {
@@ -38,7 +44,13 @@ pub fn clip(width: u32, height: u32, fps: u32, gop_seconds: u32, seconds: u32) -
     Ok(c)
 }
 
-fn encode(width: u32, height: u32, fps: u32, gop_seconds: u32, seconds: u32) -> Result<Clip, String> {
+fn encode(
+    width: u32,
+    height: u32,
+    fps: u32,
+    gop_seconds: u32,
+    seconds: u32,
+) -> Result<Clip, String> {
     gst::init().map_err(|e| e.to_string())?;
     let n = fps * seconds;
     // x264enc needs I420 upstream, or it emits High 4:4:4 that many decoders refuse.
@@ -58,18 +70,31 @@ fn encode(width: u32, height: u32, fps: u32, gop_seconds: u32, seconds: u32) -> 
         .unwrap()
         .downcast::<gst_app::AppSink>()
         .unwrap();
-    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
     let mut frames = Vec::with_capacity(n as usize);
     while let Ok(sample) = sink.pull_sample() {
         let buf = sample.buffer().unwrap();
         let map = buf.map_readable().unwrap();
         let data = Bytes::copy_from_slice(&map);
         let info = AccessUnitInfo::of(&data);
-        frames.push(Frame { data, key: info.idr });
+        frames.push(Frame {
+            data,
+            key: info.idr,
+        });
     }
     let _ = pipeline.set_state(gst::State::Null);
-    if frames.len() != n as usize || !frames.first().map(|f| AccessUnitInfo::of(&f.data).is_decodable_start()).unwrap_or(false) {
-        return Err(format!("encoder produced {} frames, expected {n} starting with SPS+PPS+IDR", frames.len()));
+    if frames.len() != n as usize
+        || !frames
+            .first()
+            .map(|f| AccessUnitInfo::of(&f.data).is_decodable_start())
+            .unwrap_or(false)
+    {
+        return Err(format!(
+            "encoder produced {} frames, expected {n} starting with SPS+PPS+IDR",
+            frames.len()
+        ));
     }
     Ok(Clip {
         frames: Arc::new(frames),

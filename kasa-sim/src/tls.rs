@@ -20,7 +20,13 @@ fn name(cn: &str) -> Result<X509Name, ErrorStack> {
     Ok(n.build())
 }
 
-fn cert(subject: &str, issuer: &str, key: &PKey<Private>, signer: &PKey<Private>, serial: u32) -> Result<X509, ErrorStack> {
+fn cert(
+    subject: &str,
+    issuer: &str,
+    key: &PKey<Private>,
+    signer: &PKey<Private>,
+    serial: u32,
+) -> Result<X509, ErrorStack> {
     let mut b = X509::builder()?;
     b.set_version(2)?;
     let serial = BigNum::from_u32(serial)?.to_asn1_integer()?;

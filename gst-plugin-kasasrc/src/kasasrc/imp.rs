@@ -3,6 +3,7 @@
 //! reconnects on its own. See `docs/kasasrc.md` for the reconnect state machine and
 //! `docs/timestamps.md` for how PTS are derived.
 
+use super::padqueue::{Enqueued, PadQueue};
 use crate::client::{Canceller, ClientError, Connection, Endpoint};
 use bytes::Bytes;
 use gst::glib;
@@ -53,6 +54,8 @@ struct Settings {
     max_part_size: u32,
     tls_fingerprint: Option<String>,
     latency: u32,
+    /// Whether `password` was set explicitly (else `KASA_PASSWORD` may supply it).
+    password_set: bool,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
             max_part_size: DEFAULT_MAX_PART_SIZE as u32,
             tls_fingerprint: None,
             latency: DEFAULT_LATENCY_MS,
+            password_set: false,
         }
     }
 }
@@ -145,7 +149,7 @@ pub struct KasaSrc {
     settings: Mutex<Settings>,
     stats: Mutex<Stats>,
     running: Mutex<Option<Running>>,
-    pads: Mutex<Vec<gst::Pad>>,
+    pads: Mutex<Vec<(Arc<PadQueue>, JoinHandle<()>)>>,
     playing: AtomicBool,
 }
 
@@ -188,7 +192,7 @@ impl ObjectImpl for KasaSrc {
                     .build(),
                 glib::ParamSpecString::builder("password")
                     .nick("Password")
-                    .blurb("Plain Kasa account password (write-only; the element does the inner base64; an unconfigured camera accepts admin)")
+                    .blurb("Plain Kasa account password, write-only (the element does the inner base64). When not set, the KASA_PASSWORD environment variable is used if present, which keeps the password out of command lines and GStreamer's parser logs; an unconfigured camera accepts admin")
                     .default_value(Some(DEFAULT_PASSWORD))
                     .write_only()
                     .mutable_ready()
@@ -261,7 +265,12 @@ impl ObjectImpl for KasaSrc {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
-            "ip" => s.ip = value.get::<Option<String>>().unwrap().filter(|v| !v.is_empty()),
+            "ip" => {
+                s.ip = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .filter(|v| !v.is_empty())
+            }
             "port" => s.port = value.get().unwrap(),
             "path" => {
                 s.path = value
@@ -271,7 +280,9 @@ impl ObjectImpl for KasaSrc {
             }
             "username" => s.username = value.get::<Option<String>>().unwrap().unwrap_or_default(),
             "password" => {
-                s.password = Secret::new(value.get::<Option<String>>().unwrap().unwrap_or_default());
+                s.password =
+                    Secret::new(value.get::<Option<String>>().unwrap().unwrap_or_default());
+                s.password_set = true;
                 // Never the value, at any level.
                 gst::debug!(CAT, imp = self, "password set");
             }
@@ -282,7 +293,10 @@ impl ObjectImpl for KasaSrc {
             "max-reconnect-delay" => s.max_reconnect_delay = value.get().unwrap(),
             "max-part-size" => s.max_part_size = value.get().unwrap(),
             "tls-fingerprint" => {
-                s.tls_fingerprint = value.get::<Option<String>>().unwrap().filter(|v| !v.is_empty())
+                s.tls_fingerprint = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .filter(|v| !v.is_empty())
             }
             "latency" => s.latency = value.get().unwrap(),
             other => unreachable!("unknown property {other}"),
@@ -409,6 +423,7 @@ impl URIHandlerImpl for KasaSrc {
         }
         if let Some(p) = parsed.password {
             s.password = p;
+            s.password_set = true;
         }
         Ok(())
     }
@@ -558,7 +573,13 @@ impl KasaSrc {
     }
 
     fn start(&self) -> Result<(), gst::StateChangeError> {
-        let s = self.settings.lock().unwrap().clone();
+        let mut s = self.settings.lock().unwrap().clone();
+        if !s.password_set {
+            if let Ok(p) = std::env::var("KASA_PASSWORD") {
+                gst::debug!(CAT, imp = self, "password taken from KASA_PASSWORD");
+                s.password = Secret::new(p);
+            }
+        }
         *self.stats.lock().unwrap() = Stats::default();
         let ep = Endpoint {
             host: s.ip.clone().unwrap_or_default(),
@@ -595,16 +616,19 @@ impl KasaSrc {
         let running = self.running.lock().unwrap().take();
         if let Some(r) = running {
             r.cancel.cancel();
-            // Unblock a push waiting downstream: pads go flushing.
-            for p in self.pads.lock().unwrap().iter() {
-                let _ = p.set_active(false);
+            // Unblock pushes waiting downstream: pads go flushing.
+            for (q, _) in self.pads.lock().unwrap().iter() {
+                let _ = q.pad.set_active(false);
+                q.shutdown();
             }
             let _ = r.thread.join();
         }
         let pads = std::mem::take(&mut *self.pads.lock().unwrap());
-        for p in pads {
-            let _ = p.set_active(false);
-            let _ = self.obj().remove_pad(&p);
+        for (q, thread) in pads {
+            let _ = q.pad.set_active(false);
+            q.shutdown();
+            let _ = thread.join();
+            let _ = self.obj().remove_pad(&q.pad);
         }
         self.stats.lock().unwrap().connected = false;
     }
@@ -613,7 +637,16 @@ impl KasaSrc {
         match query.view_mut() {
             gst::QueryViewMut::Latency(q) => {
                 let ms = self.settings.lock().unwrap().latency;
-                q.set(true, gst::ClockTime::from_mseconds(ms as u64), gst::ClockTime::NONE);
+                q.set(
+                    true,
+                    gst::ClockTime::from_mseconds(ms as u64),
+                    gst::ClockTime::NONE,
+                );
+                true
+            }
+            gst::QueryViewMut::Uri(q) => {
+                // The redacted URI: no password.
+                q.set_uri(self.obj().uri().as_deref());
                 true
             }
             gst::QueryViewMut::Scheduling(q) => {
@@ -653,8 +686,8 @@ struct Streamer<'a> {
     settings: Settings,
     ep: Endpoint,
     cancel: Arc<Canceller>,
-    video: Option<gst::Pad>,
-    audio: Option<gst::Pad>,
+    video: Option<Arc<PadQueue>>,
+    audio: Option<Arc<PadQueue>>,
     pads_decided: bool,
     seen_audio: bool,
     held: Vec<Held>,
@@ -760,7 +793,11 @@ impl<'a> Streamer<'a> {
                 gst::element_imp_error!(
                     imp,
                     gst::ResourceError::OpenRead,
-                    ("Camera {} unreachable: gave up after {} reconnection attempts", self.ep.host, max),
+                    (
+                        "Camera {} unreachable: gave up after {} reconnection attempts",
+                        self.ep.host,
+                        max
+                    ),
                     ["last error ({}): {reason}", reason.step().as_str()]
                 );
                 self.send_eos();
@@ -833,7 +870,9 @@ impl<'a> Streamer<'a> {
                 .field("attempt", attempt)
                 .field(
                     "offline-for-ms",
-                    offline_since.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0),
+                    offline_since
+                        .map(|t| t.elapsed().as_millis() as u64)
+                        .unwrap_or(0),
                 )
                 .field("tls-version", &conn.tls_info.version)
                 .field("tls-cipher", &conn.tls_info.cipher)
@@ -857,16 +896,26 @@ impl<'a> Streamer<'a> {
                 ["step: {step}"]
             ),
             ClientError::NotFound(_) => {
-                gst::element_imp_error!(imp, gst::ResourceError::NotFound, ("{e}"), ["step: {step}"])
+                gst::element_imp_error!(
+                    imp,
+                    gst::ResourceError::NotFound,
+                    ("{e}"),
+                    ["step: {step}"]
+                )
             }
-            _ => gst::element_imp_error!(imp, gst::ResourceError::OpenRead, ("{e}"), ["step: {step}"]),
+            _ => gst::element_imp_error!(
+                imp,
+                gst::ResourceError::OpenRead,
+                ("{e}"),
+                ["step: {step}"]
+            ),
         }
         self.send_eos();
     }
 
     fn send_eos(&self) {
-        for p in [&self.video, &self.audio].into_iter().flatten() {
-            let _ = p.push_event(gst::event::Eos::new());
+        for q in [&self.video, &self.audio].into_iter().flatten() {
+            q.push_event(gst::event::Eos::new());
         }
     }
 
@@ -923,7 +972,12 @@ impl<'a> Streamer<'a> {
             PartKind::Video => self.handle_video(part, playing),
             PartKind::Audio => {
                 if !self.seen_audio {
-                    gst::debug!(CAT, imp = self.imp, "camera sends audio: {}", part.content_type);
+                    gst::debug!(
+                        CAT,
+                        imp = self.imp,
+                        "camera sends audio: {}",
+                        part.content_type
+                    );
                 }
                 self.seen_audio = true;
                 self.imp.stats.lock().unwrap().audio_parts += 1;
@@ -933,29 +987,40 @@ impl<'a> Streamer<'a> {
                     }
                     return Ok(());
                 }
-                let Some(pad) = self.audio.clone() else {
+                let Some(q) = self.audio.clone() else {
                     return Ok(());
                 };
                 if !playing || self.need_key {
                     // Audio starts with the first pushed key frame, to start in sync.
                     return Ok(());
                 }
-                let m = self.mapper.map(Stream::Audio, part.timestamp, self.running_time());
+                let m = self
+                    .mapper
+                    .map(Stream::Audio, part.timestamp, self.running_time());
                 let mut buf = gst::Buffer::from_slice(part.body);
                 {
                     let b = buf.get_mut().unwrap();
                     b.set_pts(gst::ClockTime::from_nseconds(m.pts));
                     let samples = b.size() as u64;
-                    b.set_duration(gst::ClockTime::from_nseconds(samples * 1_000_000_000 / 8000));
+                    b.set_duration(gst::ClockTime::from_nseconds(
+                        samples * 1_000_000_000 / 8000,
+                    ));
                     if std::mem::take(&mut self.discont[1]) || m.discont {
                         b.set_flags(gst::BufferFlags::DISCONT);
                     }
                 }
-                let r = pad.push(buf);
-                self.combine(&pad, r)
+                if let Enqueued::Overflow(n) = q.push(buf, false) {
+                    self.imp.stats.lock().unwrap().dropped += n as u64;
+                }
+                self.flow()
             }
             PartKind::Other => {
-                gst::log!(CAT, imp = self.imp, "ignoring part of type {:?}", part.content_type);
+                gst::log!(
+                    CAT,
+                    imp = self.imp,
+                    "ignoring part of type {:?}",
+                    part.content_type
+                );
                 Ok(())
             }
         }
@@ -1022,7 +1087,7 @@ impl<'a> Streamer<'a> {
     }
 
     fn push_video(&mut self, h: Held) -> Result<(), gst::FlowError> {
-        let Some(pad) = self.video.clone() else {
+        let Some(q) = self.video.clone() else {
             return Ok(());
         };
         if !self.imp.playing.load(Ordering::SeqCst) {
@@ -1042,16 +1107,23 @@ impl<'a> Streamer<'a> {
             }
         }
         gst::trace!(CAT, imp = self.imp, "pushing video {buf:?}");
-        let r = pad.push(buf);
-        self.combine(&pad, r)
+        if let Enqueued::Overflow(n) = q.push(buf, true) {
+            // Downstream stuck for seconds: what was queued is gone, restart at a key frame.
+            gst::warning!(CAT, imp = self.imp, "video queue full, dropped {n} frames");
+            self.imp.stats.lock().unwrap().dropped += n as u64;
+            self.need_key = true;
+        }
+        self.flow()
     }
 
-    fn combine(
-        &mut self,
-        pad: &gst::Pad,
-        r: Result<gst::FlowSuccess, gst::FlowError>,
-    ) -> Result<(), gst::FlowError> {
-        self.combiner.update_pad_flow(pad, r).map(|_| ())
+    /// The combined flow of the pads: NOT_LINKED only when every pad is unlinked.
+    fn flow(&mut self) -> Result<(), gst::FlowError> {
+        for q in [&self.video, &self.audio].into_iter().flatten() {
+            self.combiner
+                .update_pad_flow(&q.pad, q.flow())
+                .map(|_| ())?;
+        }
+        Ok(())
     }
 
     /// Create the pads once the first key frame is in and we know whether audio flows.
@@ -1075,7 +1147,7 @@ impl<'a> Streamer<'a> {
         Ok(())
     }
 
-    fn add_pad(&mut self, name: &str, caps: gst::Caps) -> gst::Pad {
+    fn add_pad(&mut self, name: &str, caps: gst::Caps) -> Arc<PadQueue> {
         let element = self.imp.obj();
         let templ = element.pad_template(name).unwrap();
         let pad = gst::Pad::builder_from_template(&templ)
@@ -1095,9 +1167,10 @@ impl<'a> Streamer<'a> {
         let segment = gst::FormattedSegment::<gst::ClockTime>::new();
         let _ = pad.store_sticky_event(&gst::event::Segment::new(&segment));
         self.combiner.add_pad(&pad);
-        self.imp.pads.lock().unwrap().push(pad.clone());
         let _ = element.add_pad(&pad);
-        pad
+        let (q, thread) = PadQueue::start(pad);
+        self.imp.pads.lock().unwrap().push((q.clone(), thread));
+        q
     }
 }
 

@@ -1,0 +1,140 @@
+//! One pushing thread per source pad.
+//!
+//! The camera multiplexes audio and video on one connection, but downstream may block
+//! one pad until the other has produced data: playbin/uridecodebin hold the video
+//! decodebin until the audio decodebin has exposed its pad. A single thread pushing
+//! both pads would deadlock there, so the reader thread only enqueues, and each pad
+//! drains its own bounded queue. A full queue (downstream stuck for seconds) drops
+//! data, as a live source must, and never grows.
+
+use gst::prelude::*;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// Items queued per pad: ~8 s of video at 15 fps, ~7 s of 60 ms audio parts.
+pub const MAX_ITEMS: usize = 120;
+
+pub enum Item {
+    Buffer(gst::Buffer),
+    Event(gst::Event),
+}
+
+struct State {
+    items: VecDeque<Item>,
+    shutdown: bool,
+    flow: Result<gst::FlowSuccess, gst::FlowError>,
+}
+
+pub struct PadQueue {
+    pub pad: gst::Pad,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+/// What happened to an enqueued buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    Ok,
+    /// The queue was full: `n` queued buffers were dropped to make room.
+    Overflow(usize),
+}
+
+impl PadQueue {
+    pub fn start(pad: gst::Pad) -> (Arc<PadQueue>, JoinHandle<()>) {
+        let q = Arc::new(PadQueue {
+            pad,
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                shutdown: false,
+                flow: Ok(gst::FlowSuccess::Ok),
+            }),
+            cv: Condvar::new(),
+        });
+        let q2 = q.clone();
+        let name = format!("kasasrc-{}", q.pad.name());
+        let h = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || q2.run())
+            .expect("spawn pad thread");
+        (q, h)
+    }
+
+    /// Queue a buffer. On overflow, `clear_on_overflow` drops everything queued (video:
+    /// decoding must restart at a key frame anyway), else the oldest buffer (audio).
+    pub fn push(&self, buf: gst::Buffer, clear_on_overflow: bool) -> Enqueued {
+        let mut s = self.state.lock().unwrap();
+        let mut dropped = 0;
+        if s.items.len() >= MAX_ITEMS {
+            if clear_on_overflow {
+                let before = s.items.len();
+                s.items.retain(|i| matches!(i, Item::Event(_)));
+                dropped = before - s.items.len();
+            } else if let Some(pos) = s.items.iter().position(|i| matches!(i, Item::Buffer(_))) {
+                s.items.remove(pos);
+                dropped = 1;
+            }
+        }
+        s.items.push_back(Item::Buffer(buf));
+        self.cv.notify_one();
+        if dropped > 0 {
+            Enqueued::Overflow(dropped)
+        } else {
+            Enqueued::Ok
+        }
+    }
+
+    pub fn push_event(&self, ev: gst::Event) {
+        let mut s = self.state.lock().unwrap();
+        s.items.push_back(Item::Event(ev));
+        self.cv.notify_one();
+    }
+
+    /// The last flow return downstream gave this pad.
+    pub fn flow(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.state.lock().unwrap().flow
+    }
+
+    /// Stop the thread: what is queued is dropped. Deactivate the pad first so a push
+    /// blocked downstream returns.
+    pub fn shutdown(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.shutdown = true;
+        s.items.clear();
+        self.cv.notify_all();
+    }
+
+    fn run(&self) {
+        loop {
+            let item = {
+                let mut s = self.state.lock().unwrap();
+                loop {
+                    if s.shutdown {
+                        return;
+                    }
+                    if let Some(i) = s.items.pop_front() {
+                        break i;
+                    }
+                    s = self.cv.wait(s).unwrap();
+                }
+            };
+            let flow = match item {
+                Item::Buffer(b) => self.pad.push(b),
+                Item::Event(e) => {
+                    let eos = matches!(e.view(), gst::EventView::Eos(_));
+                    self.pad.push_event(e);
+                    if eos {
+                        Err(gst::FlowError::Eos)
+                    } else {
+                        Ok(gst::FlowSuccess::Ok)
+                    }
+                }
+            };
+            let mut s = self.state.lock().unwrap();
+            s.flow = flow;
+            if matches!(flow, Err(gst::FlowError::Flushing)) {
+                s.items.clear();
+            }
+        }
+    }
+}
