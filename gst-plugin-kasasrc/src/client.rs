@@ -473,7 +473,7 @@ impl Connection {
     }
 
     /// The next part (or framing problem the decoder resynchronised past).
-    pub fn next(&mut self) -> Result<Result<Part, FramingError>, ClientError> {
+    pub fn next_part(&mut self) -> Result<Result<Part, FramingError>, ClientError> {
         loop {
             match self.decoder.poll() {
                 Some(StreamEvent::Part(p)) => return Ok(Ok(p)),

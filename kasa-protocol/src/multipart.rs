@@ -225,11 +225,9 @@ impl MultipartParser {
                     self.state = State::Headers;
                 }
                 State::Headers => {
-                    let Some((pending, used)) = (match self.parse_headers() {
-                        Ok(p) => p,
+                    let (pending, used) = match self.parse_headers() {
+                        Ok(p) => p?,
                         Err(e) => return self.corrupt(e),
-                    }) else {
-                        return None;
                     };
                     let _ = self.buf.split_to(used);
                     self.state = State::Body(pending);

@@ -78,6 +78,10 @@ pub struct SimConfig {
     pub height: u32,
     pub fps: u32,
     pub gop_seconds: u32,
+    /// `videotestsrc` properties for the picture, e.g. `pattern=ball` (the default,
+    /// cheap to encode) or `pattern=zone-plate kx2=20 ky2=20 kt=1` (moving detail at a
+    /// real camera's bitrate, for benchmarks).
+    pub pattern: String,
 }
 
 impl Default for SimConfig {
@@ -96,6 +100,7 @@ impl Default for SimConfig {
             height: 1080,
             fps: 15,
             gop_seconds: 2,
+            pattern: "pattern=ball".into(),
         }
     }
 }
@@ -195,13 +200,14 @@ pub struct Simulator {
 
 impl Simulator {
     pub fn start(cfg: SimConfig) -> Result<Simulator, String> {
-        let clip = media::clip(
-            cfg.width,
-            cfg.height,
-            cfg.fps,
-            cfg.gop_seconds,
-            cfg.gop_seconds * 2,
-        )?;
+        let clip = media::clip(&media::ClipSpec {
+            width: cfg.width,
+            height: cfg.height,
+            fps: cfg.fps,
+            gop_seconds: cfg.gop_seconds,
+            seconds: cfg.gop_seconds * 2,
+            pattern: cfg.pattern.clone(),
+        })?;
         let (acceptor, fingerprint) =
             tls::acceptor(cfg.tls).map_err(|e| format!("TLS setup: {e}"))?;
         let listener =
@@ -486,7 +492,7 @@ impl Streamer<'_> {
         }
         PartWriter {
             content_type,
-            timestamp: self.inner.cfg.x_timestamp.then(|| cam_time.as_secs_f64()),
+            timestamp: self.inner.cfg.x_timestamp.then_some(cam_time.as_secs_f64()),
             utc_time: Some(
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)

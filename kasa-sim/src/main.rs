@@ -10,6 +10,7 @@ use std::io::BufRead;
 const USAGE: &str = "usage: kasa-sim [--bind 127.0.0.1] [--port 19443] [--user admin] [--password-env VAR]
                 [--tls static-rsa|ecdhe] [--body chunked|plain|negative-length]
                 [--no-audio] [--no-timestamp] [--lf] [--blank-lines] [--size 1920x1080] [--fps 15]
+                [--pattern 'pattern=zone-plate kx2=20 ky2=20 kt=1']
 The password is read from the environment variable named by --password-env
 (default KASA_SIM_PASSWORD), or is 'admin' like an unconfigured camera.
 Faults on stdin: stall | close | restart [s] | garbage random|header|length|chunk | oversize | trickle [s] | stats";
@@ -46,6 +47,7 @@ fn run() -> Result<(), String> {
                 cfg.width = w.parse().map_err(|_| "--size WxH")?;
                 cfg.height = h.parse().map_err(|_| "--size WxH")?;
             }
+            "--pattern" => cfg.pattern = val()?,
             "--fps" => cfg.fps = val()?.parse().map_err(|e| format!("--fps: {e}"))?,
             "-h" | "--help" => {
                 println!("{USAGE}");

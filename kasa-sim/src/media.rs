@@ -22,40 +22,47 @@ pub struct Clip {
     pub height: u32,
 }
 
-type Key = (u32, u32, u32, u32, u32);
-static CLIPS: OnceLock<Mutex<HashMap<Key, Clip>>> = OnceLock::new();
+/// What to encode.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClipSpec {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub gop_seconds: u32,
+    pub seconds: u32,
+    /// `videotestsrc` properties.
+    pub pattern: String,
+}
 
-/// Encode (or reuse) a clip of `seconds` at `width`x`height`, `fps`, one IDR every
-/// `gop_seconds` (Kasa cameras: ~15 fps, ~2 s GOP, SPS/PPS only with IDRs).
-pub fn clip(
-    width: u32,
-    height: u32,
-    fps: u32,
-    gop_seconds: u32,
-    seconds: u32,
-) -> Result<Clip, String> {
-    let key = (width, height, fps, gop_seconds, seconds);
+static CLIPS: OnceLock<Mutex<HashMap<ClipSpec, Clip>>> = OnceLock::new();
+
+/// Encode (or reuse) a clip: one IDR every `gop_seconds` (Kasa cameras: ~15 fps, ~2 s
+/// GOP, SPS/PPS only with IDRs).
+pub fn clip(spec: &ClipSpec) -> Result<Clip, String> {
     let cache = CLIPS.get_or_init(Default::default);
-    if let Some(c) = cache.lock().unwrap().get(&key) {
+    if let Some(c) = cache.lock().unwrap().get(spec) {
         return Ok(c.clone());
     }
-    let c = encode(width, height, fps, gop_seconds, seconds)?;
-    cache.lock().unwrap().insert(key, c.clone());
+    let c = encode(spec)?;
+    cache.lock().unwrap().insert(spec.clone(), c.clone());
     Ok(c)
 }
 
-fn encode(
-    width: u32,
-    height: u32,
-    fps: u32,
-    gop_seconds: u32,
-    seconds: u32,
-) -> Result<Clip, String> {
+fn encode(spec: &ClipSpec) -> Result<Clip, String> {
+    let ClipSpec {
+        width,
+        height,
+        fps,
+        gop_seconds,
+        seconds,
+        ..
+    } = *spec;
+    let pattern = spec.pattern.replace(['!', '\''], "");
     gst::init().map_err(|e| e.to_string())?;
     let n = fps * seconds;
     // x264enc needs I420 upstream, or it emits High 4:4:4 that many decoders refuse.
     let desc = format!(
-        "videotestsrc num-buffers={n} pattern=ball ! video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 \
+        "videotestsrc num-buffers={n} {pattern} ! video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 \
          ! x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={} bitrate={} \
          ! video/x-h264,stream-format=byte-stream,alignment=au,profile=main ! appsink name=sink sync=false",
         fps * gop_seconds,

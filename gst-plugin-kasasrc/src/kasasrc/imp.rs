@@ -162,6 +162,13 @@ impl ObjectSubclass for KasaSrc {
 }
 
 impl ObjectImpl for KasaSrc {
+    fn constructed(&self) {
+        self.parent_constructed();
+        // Bins find their sources by this flag: EOS from `gst-launch-1.0 -e` and
+        // pipeline.send_event() reach the element only with it.
+        self.obj().set_element_flags(gst::ElementFlags::SOURCE);
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
@@ -360,6 +367,24 @@ impl ElementImpl for KasaSrc {
             ]
         });
         TEMPLATES.as_ref()
+    }
+
+    /// EOS sent to the pipeline (`gst-launch-1.0 -e`, an application finishing a
+    /// recording): stop reading and end every pad, so muxers can finalise their files.
+    fn send_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            gst::info!(CAT, imp = self, "EOS requested: stopping the camera stream");
+            let running = self.running.lock().unwrap().take();
+            if let Some(r) = running {
+                r.cancel.cancel();
+                let _ = r.thread.join();
+            }
+            for (q, _) in self.pads.lock().unwrap().iter() {
+                q.push_event(gst::event::Eos::new());
+            }
+            return true;
+        }
+        false
     }
 
     fn change_state(
@@ -922,7 +947,7 @@ impl<'a> Streamer<'a> {
     fn session(&mut self, conn: &mut Connection) -> End {
         let mut last_bytes = 0;
         loop {
-            let ev = match conn.next() {
+            let ev = match conn.next_part() {
                 Ok(ev) => ev,
                 Err(_) if self.cancel.is_cancelled() => return End::Cancelled,
                 Err(e) => return End::Client(e),
