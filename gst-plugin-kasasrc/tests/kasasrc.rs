@@ -12,6 +12,13 @@ fn init() {
     INIT.call_once(|| {
         gst::init().unwrap();
         gstkasasrc::plugin_register_static().unwrap();
+        // The element under test is this tree's, not a copy installed by meson.
+        let f = gst::ElementFactory::find("kasasrc").unwrap();
+        assert_eq!(
+            f.plugin().and_then(|p| p.filename()),
+            None,
+            "kasasrc comes from an installed plugin"
+        );
     });
 }
 
@@ -736,13 +743,17 @@ fn launch_log(
         args.push(format!("password={p}"));
     }
     args.extend(["name=k", "k.video", "!", "fakesink", "silent=false"].map(String::from));
-    let mut cmd = std::process::Command::new("timeout");
-    cmd.arg(secs.to_string())
+    // This tree's plugin in place of any installed copy (scripts/with-local-plugins).
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/with-local-plugins");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(script)
+        .arg(plugin_dir)
+        .arg("timeout")
+        .arg(secs.to_string())
         .arg("gst-launch-1.0")
         .args(&args)
         .env("GST_DEBUG", "*:7")
         .env("GST_DEBUG_NO_COLOR", "1")
-        .env("GST_PLUGIN_PATH", plugin_dir)
         .env_remove("KASA_PASSWORD");
     if let Some(p) = env_password {
         cmd.env("KASA_PASSWORD", p);
@@ -763,6 +774,10 @@ fn credentials_never_logged_at_debug_level_7() {
     });
     // Password from the environment: nothing anywhere in the log, core included.
     let log = launch_log(&sim, None, Some(password), 3);
+    assert!(
+        log.contains("gst-local-plugins.") && !log.contains("gstreamer-1.0/libgstkasasrc.so"),
+        "gst-launch did not load this tree's plugin"
+    );
     assert!(
         log.contains("kasasrc-online"),
         "did not stream: {}",

@@ -103,7 +103,14 @@ impl ResponseHead {
 /// Find the end of the head: the index just past the blank line (`\n\n` or `\r\n\r\n`,
 /// or any mix of the two).
 fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
+    blank_line_end(buf, 0)
+}
+
+/// The index just past the first blank line (LF LF or LF CR LF) that starts at or after
+/// `from`. Callers that receive a head in pieces pass how far they already looked
+/// (minus two bytes), so that a head arriving byte by byte costs linear time.
+pub fn blank_line_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut from = from.min(buf.len());
     while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
         let nl = from + i;
         let next = &buf[nl + 1..];

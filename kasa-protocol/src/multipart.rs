@@ -128,6 +128,9 @@ pub struct MultipartParser {
     max_part_size: usize,
     state: State,
     skipped_bytes: u64,
+    /// How far the current state already searched the buffer, so that data arriving
+    /// in small reads is not rescanned from the start (linear, not quadratic, time).
+    scanned: usize,
 }
 
 impl MultipartParser {
@@ -144,12 +147,13 @@ impl MultipartParser {
         let mut nl_delimiter = b"\n".to_vec();
         nl_delimiter.extend_from_slice(&delimiter);
         MultipartParser {
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(8 * 1024),
             delimiter,
             nl_delimiter,
             max_part_size,
             state: State::Delimiter,
             skipped_bytes: 0,
+            scanned: 0,
         }
     }
 
@@ -177,11 +181,13 @@ impl MultipartParser {
     /// Forget everything buffered (a new connection).
     pub fn reset(&mut self) {
         self.buf.clear();
+        self.scanned = 0;
         self.state = State::Delimiter;
     }
 
     fn corrupt(&mut self, e: FramingError) -> Option<Event> {
         self.state = State::Resync;
+        self.scanned = 0;
         Some(Event::Corrupt(e))
     }
 
@@ -225,6 +231,17 @@ impl MultipartParser {
                     self.state = State::Headers;
                 }
                 State::Headers => {
+                    // A header block ends at a blank line; an empty block is a blank
+                    // line right away.
+                    let complete = self.buf.first() == Some(&b'\n')
+                        || self.buf.starts_with(b"\r\n")
+                        || crate::http::blank_line_end(&self.buf, self.scanned.saturating_sub(2))
+                            .is_some();
+                    if !complete && self.buf.len() < MAX_PART_HEAD {
+                        self.scanned = self.buf.len();
+                        return None;
+                    }
+                    self.scanned = 0;
                     let (pending, used) = match self.parse_headers() {
                         Ok(p) => p?,
                         Err(e) => return self.corrupt(e),
@@ -241,7 +258,12 @@ impl MultipartParser {
                             }
                             (len, len)
                         }
-                        None => match memchr::memmem::find(&self.buf, &self.nl_delimiter) {
+                        None => match memchr::memmem::find(
+                            &self.buf[self.scanned.saturating_sub(self.nl_delimiter.len())..],
+                            &self.nl_delimiter,
+                        )
+                        .map(|i| i + self.scanned.saturating_sub(self.nl_delimiter.len()))
+                        {
                             Some(i) => {
                                 let body_end = if i > 0 && self.buf[i - 1] == b'\r' {
                                     i - 1
@@ -256,9 +278,13 @@ impl MultipartParser {
                                     max: self.max_part_size,
                                 });
                             }
-                            None => return None,
+                            None => {
+                                self.scanned = self.buf.len();
+                                return None;
+                            }
                         },
                     };
+                    self.scanned = 0;
                     let State::Body(p) = std::mem::replace(&mut self.state, State::Delimiter)
                     else {
                         unreachable!()
