@@ -190,7 +190,8 @@ impl Canceller {
         }
     }
 
-    fn unregister(&self) {
+    /// Forget the socket of a connection that has ended.
+    pub fn unregister(&self) {
         *self.socket.lock().unwrap() = None;
     }
 }

@@ -100,7 +100,7 @@ struct Stats {
 }
 
 impl Stats {
-    fn count_frame(&mut self, bytes: usize) {
+    fn count_frame(&mut self) {
         self.frames += 1;
         self.window_frames += 1;
         self.last_frame_time = SystemTime::now()
@@ -109,7 +109,6 @@ impl Stats {
             .map(|d| d.as_secs_f64());
         let now = Instant::now();
         let start = *self.window_start.get_or_insert(now);
-        let _ = bytes;
         let el = now.duration_since(start).as_secs_f64();
         if el >= 1.0 {
             self.fps = self.window_frames as f64 / el;
@@ -781,7 +780,10 @@ impl<'a> Streamer<'a> {
                     connected_before = true;
                     failures = 0;
                     backoff.reset();
-                    match self.session(&mut conn) {
+                    let end = self.session(&mut conn);
+                    drop(conn);
+                    self.cancel.unregister();
+                    match end {
                         End::Cancelled => break,
                         End::Flow(gst::FlowError::Flushing) | End::Flow(gst::FlowError::Eos) => {
                             gst::debug!(CAT, imp = imp, "downstream stopped the stream");
@@ -1079,8 +1081,7 @@ impl<'a> Streamer<'a> {
         } else {
             part.body
         };
-        let size = data.len();
-        self.imp.stats.lock().unwrap().count_frame(size);
+        self.imp.stats.lock().unwrap().count_frame();
         if !playing {
             // A live source drops what it captures while paused.
             if self.pads_decided {

@@ -14,6 +14,8 @@ use std::thread::JoinHandle;
 
 /// Items queued per pad: ~8 s of video at 15 fps, ~7 s of 60 ms audio parts.
 pub const MAX_ITEMS: usize = 120;
+/// Bytes queued per pad, whatever the part sizes.
+pub const MAX_BYTES: usize = 32 * 1024 * 1024;
 
 pub enum Item {
     Buffer(gst::Buffer),
@@ -22,6 +24,8 @@ pub enum Item {
 
 struct State {
     items: VecDeque<Item>,
+    /// Bytes of the queued buffers.
+    bytes: usize,
     shutdown: bool,
     flow: Result<gst::FlowSuccess, gst::FlowError>,
 }
@@ -36,7 +40,7 @@ pub struct PadQueue {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
     Ok,
-    /// The queue was full: `n` queued buffers were dropped to make room.
+    /// The queue was full: `n` buffers were dropped.
     Overflow(usize),
 }
 
@@ -46,6 +50,7 @@ impl PadQueue {
             pad,
             state: Mutex::new(State {
                 items: VecDeque::new(),
+                bytes: 0,
                 shutdown: false,
                 flow: Ok(gst::FlowSuccess::Ok),
             }),
@@ -60,21 +65,32 @@ impl PadQueue {
         (q, h)
     }
 
-    /// Queue a buffer. On overflow, `clear_on_overflow` drops everything queued (video:
-    /// decoding must restart at a key frame anyway), else the oldest buffer (audio).
-    pub fn push(&self, buf: gst::Buffer, clear_on_overflow: bool) -> Enqueued {
+    /// Queue a buffer. When the queue is full (more than [`MAX_ITEMS`] or [`MAX_BYTES`]),
+    /// `drop_all_on_overflow` drops every queued buffer and this one (video: decoding must
+    /// restart at a key frame anyway), else the oldest buffers until this one fits (audio).
+    pub fn push(&self, buf: gst::Buffer, drop_all_on_overflow: bool) -> Enqueued {
         let mut s = self.state.lock().unwrap();
+        let size = buf.size();
+        let over = |s: &State| s.items.len() >= MAX_ITEMS || s.bytes + size > MAX_BYTES;
         let mut dropped = 0;
-        if s.items.len() >= MAX_ITEMS {
-            if clear_on_overflow {
+        if over(&s) {
+            if drop_all_on_overflow {
                 let before = s.items.len();
                 s.items.retain(|i| matches!(i, Item::Event(_)));
-                dropped = before - s.items.len();
-            } else if let Some(pos) = s.items.iter().position(|i| matches!(i, Item::Buffer(_))) {
-                s.items.remove(pos);
-                dropped = 1;
+                s.bytes = 0;
+                return Enqueued::Overflow(before - s.items.len() + 1);
+            }
+            while over(&s) {
+                let Some(pos) = s.items.iter().position(|i| matches!(i, Item::Buffer(_))) else {
+                    break;
+                };
+                if let Some(Item::Buffer(b)) = s.items.remove(pos) {
+                    s.bytes -= b.size();
+                    dropped += 1;
+                }
             }
         }
+        s.bytes += size;
         s.items.push_back(Item::Buffer(buf));
         self.cv.notify_one();
         if dropped > 0 {
@@ -101,6 +117,7 @@ impl PadQueue {
         let mut s = self.state.lock().unwrap();
         s.shutdown = true;
         s.items.clear();
+        s.bytes = 0;
         self.cv.notify_all();
     }
 
@@ -113,6 +130,9 @@ impl PadQueue {
                         return;
                     }
                     if let Some(i) = s.items.pop_front() {
+                        if let Item::Buffer(b) = &i {
+                            s.bytes -= b.size();
+                        }
                         break i;
                     }
                     s = self.cv.wait(s).unwrap();
@@ -134,7 +154,59 @@ impl PadQueue {
             s.flow = flow;
             if matches!(flow, Err(gst::FlowError::Flushing)) {
                 s.items.clear();
+                s.bytes = 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> PadQueue {
+        gst::init().unwrap();
+        // Not started: nothing drains it.
+        PadQueue {
+            pad: gst::Pad::new(gst::PadDirection::Src),
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                bytes: 0,
+                shutdown: false,
+                flow: Ok(gst::FlowSuccess::Ok),
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    #[test]
+    fn bounded_by_items_and_bytes() {
+        let q = queue();
+        for _ in 0..MAX_ITEMS {
+            assert_eq!(
+                q.push(gst::Buffer::with_size(10).unwrap(), false),
+                Enqueued::Ok
+            );
+        }
+        assert_eq!(
+            q.push(gst::Buffer::with_size(10).unwrap(), false),
+            Enqueued::Overflow(1)
+        );
+        assert_eq!(q.state.lock().unwrap().items.len(), MAX_ITEMS);
+        let big = gst::Buffer::with_size(MAX_BYTES - 100).unwrap();
+        assert!(matches!(q.push(big, false), Enqueued::Overflow(_)));
+        assert!(q.state.lock().unwrap().bytes <= MAX_BYTES);
+
+        let v = queue();
+        v.push_event(gst::event::Eos::new());
+        for _ in 0..MAX_ITEMS - 1 {
+            v.push(gst::Buffer::with_size(10).unwrap(), true);
+        }
+        assert_eq!(
+            v.push(gst::Buffer::with_size(10).unwrap(), true),
+            Enqueued::Overflow(MAX_ITEMS)
+        );
+        let s = v.state.lock().unwrap();
+        assert_eq!((s.items.len(), s.bytes), (1, 0), "events are kept");
     }
 }
