@@ -554,15 +554,20 @@ fn ecdhe_only_camera() {
     r.stop();
 }
 
+/// Only `AES256-GCM-SHA384` over TLS 1.2, 1024-bit key, certificate issued by TPRI-CA
+/// or self-signed.
 #[test]
 fn static_rsa_camera_with_1024_bit_key() {
-    let sim = sim(|_| {});
-    let r = run(&sim, &[]);
-    assert!(wait_online(&r, 1), "{:?}", r.error_details());
-    let on = &r.element_messages("kasasrc-online")[0];
-    assert_eq!(on.get::<&str>("tls-cipher").unwrap(), "AES256-GCM-SHA384");
-    assert_eq!(on.get::<&str>("tls-version").unwrap(), "TLSv1.2");
-    r.stop();
+    for self_signed in [false, true] {
+        let sim = sim(|c| c.self_signed = self_signed);
+        let r = run(&sim, &[]);
+        assert!(wait_online(&r, 1), "{:?}", r.error_details());
+        let on = &r.element_messages("kasasrc-online")[0];
+        assert_eq!(on.get::<&str>("tls-cipher").unwrap(), "AES256-GCM-SHA384");
+        assert_eq!(on.get::<&str>("tls-version").unwrap(), "TLSv1.2");
+        assert!(r.wait(Duration::from_secs(5), |r| r.video_count() >= 3));
+        r.stop();
+    }
 }
 
 #[test]

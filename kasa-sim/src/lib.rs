@@ -66,6 +66,8 @@ pub struct SimConfig {
     /// The plain password the user would type; the camera checks its base64 form.
     pub password: Secret,
     pub tls: TlsMode,
+    /// A self-signed device certificate instead of one issued by `CN=TPRI-CA`.
+    pub self_signed: bool,
     pub body: BodyVariant,
     pub audio: bool,
     /// Send `X-Timestamp` (KC410S captures show none).
@@ -91,6 +93,7 @@ impl Default for SimConfig {
             username: "admin".into(),
             password: Secret::new("admin"),
             tls: TlsMode::StaticRsa,
+            self_signed: false,
             body: BodyVariant::Chunked,
             audio: true,
             x_timestamp: true,
@@ -209,7 +212,7 @@ impl Simulator {
             pattern: cfg.pattern.clone(),
         })?;
         let (acceptor, fingerprint) =
-            tls::acceptor(cfg.tls).map_err(|e| format!("TLS setup: {e}"))?;
+            tls::acceptor(cfg.tls, cfg.self_signed).map_err(|e| format!("TLS setup: {e}"))?;
         let listener =
             TcpListener::bind(cfg.bind).map_err(|e| format!("bind {}: {e}", cfg.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use kasa_sim::{Fault, SimConfig, Simulator};
 use std::io::BufRead;
 
 const USAGE: &str = "usage: kasa-sim [--bind 127.0.0.1] [--port 19443] [--user admin] [--password-env VAR]
-                [--tls static-rsa|ecdhe] [--body chunked|plain|negative-length]
+                [--tls static-rsa|ecdhe] [--self-signed] [--body chunked|plain|negative-length]
                 [--no-audio] [--no-timestamp] [--lf] [--blank-lines] [--size 1920x1080] [--fps 15]
                 [--pattern 'pattern=zone-plate kx2=20 ky2=20 kt=1']
 The password is read from the environment variable named by --password-env
@@ -36,6 +36,7 @@ fn run() -> Result<(), String> {
             "--user" => cfg.username = val()?,
             "--password-env" => password_env = val()?,
             "--tls" => cfg.tls = val()?.parse()?,
+            "--self-signed" => cfg.self_signed = true,
             "--body" => cfg.body = val()?.parse()?,
             "--no-audio" => cfg.audio = false,
             "--no-timestamp" => cfg.x_timestamp = false,

@@ -42,20 +42,31 @@ fn cert(
     Ok(b.build())
 }
 
-/// Key generation is slow; one identity per process is plenty.
-fn identity() -> Result<&'static (PKey<Private>, X509), ErrorStack> {
-    static ID: OnceLock<(PKey<Private>, X509)> = OnceLock::new();
-    if let Some(id) = ID.get() {
+/// The device key and its certificate: issued by `CN=TPRI-CA` (what protocols.md reports),
+/// or self-signed. Key generation is slow; one identity per kind per process.
+fn identity(self_signed: bool) -> Result<&'static (PKey<Private>, X509), ErrorStack> {
+    static CA_SIGNED: OnceLock<(PKey<Private>, X509)> = OnceLock::new();
+    static SELF_SIGNED: OnceLock<(PKey<Private>, X509)> = OnceLock::new();
+    let cell = if self_signed {
+        &SELF_SIGNED
+    } else {
+        &CA_SIGNED
+    };
+    if let Some(id) = cell.get() {
         return Ok(id);
     }
-    let ca = PKey::from_rsa(Rsa::generate(2048)?)?;
     let dev = PKey::from_rsa(Rsa::generate(1024)?)?;
-    let c = cert("TPRI-DEVICE", "TPRI-CA", &dev, &ca, 2)?;
-    Ok(ID.get_or_init(|| (dev, c)))
+    let c = if self_signed {
+        cert("TPRI-DEVICE", "TPRI-DEVICE", &dev, &dev, 1)?
+    } else {
+        let ca = PKey::from_rsa(Rsa::generate(2048)?)?;
+        cert("TPRI-DEVICE", "TPRI-CA", &dev, &ca, 2)?
+    };
+    Ok(cell.get_or_init(|| (dev, c)))
 }
 
-pub fn acceptor(mode: TlsMode) -> Result<(SslAcceptor, String), ErrorStack> {
-    let (key, cert) = identity()?;
+pub fn acceptor(mode: TlsMode, self_signed: bool) -> Result<(SslAcceptor, String), ErrorStack> {
+    let (key, cert) = identity(self_signed)?;
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
     b.set_max_proto_version(Some(SslVersion::TLS1_2))?;
@@ -69,4 +80,33 @@ pub fn acceptor(mode: TlsMode) -> Result<(SslAcceptor, String), ErrorStack> {
     b.set_certificate(cert)?;
     b.check_private_key()?;
     Ok((b.build(), Fingerprint::of(cert)?.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_like_certificates() {
+        for self_signed in [false, true] {
+            let (key, cert) = identity(self_signed).unwrap();
+            assert_eq!(key.bits(), 1024);
+            let cn = |n: &openssl::x509::X509NameRef| {
+                n.entries_by_nid(openssl::nid::Nid::COMMONNAME)
+                    .next()
+                    .unwrap()
+                    .data()
+                    .to_string()
+                    .unwrap()
+            };
+            assert_eq!(cn(cert.subject_name()), "TPRI-DEVICE");
+            let issuer = if self_signed {
+                "TPRI-DEVICE"
+            } else {
+                "TPRI-CA"
+            };
+            assert_eq!(cn(cert.issuer_name()), issuer);
+            assert!(acceptor(TlsMode::StaticRsa, self_signed).is_ok());
+        }
+    }
 }
