@@ -130,16 +130,10 @@ pub fn blank_line_end(buf: &[u8], from: usize) -> Option<usize> {
 /// `Ok(None)` means more bytes are needed; `Ok(Some((head, n)))` gives the head and
 /// the number of bytes it used (the body starts at `buf[n..]`).
 pub fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-    let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
-    let end = match head_end(window) {
-        Some(e) => e,
-        None if buf.len() >= MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
-        None => return Ok(None),
+    let Some((status_line, headers, end)) = split_head(buf)? else {
+        return Ok(None);
     };
-    let text = String::from_utf8_lossy(&buf[..end]);
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-    let status_line = lines.next().unwrap_or("");
-    let bad = || HeadError::BadStatusLine(truncate(status_line));
+    let bad = || HeadError::BadStatusLine(truncate(&status_line));
     let mut parts = status_line.splitn(3, ' ');
     let proto = parts.next().ok_or_else(bad)?;
     let version = proto
@@ -153,6 +147,31 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, 
         .filter(|s| (100..1000).contains(s))
         .ok_or_else(bad)?;
     let reason = parts.next().unwrap_or("").to_string();
+    Ok(Some((
+        ResponseHead {
+            version,
+            status,
+            reason,
+            headers,
+        },
+        end,
+    )))
+}
+
+/// A complete head at the start of `buf`: its first line, its headers, and the index
+/// just past the blank line. `Ok(None)` until the blank line has arrived.
+type SplitHead = (String, Vec<(String, String)>, usize);
+
+fn split_head(buf: &[u8]) -> Result<Option<SplitHead>, HeadError> {
+    let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
+    let end = match head_end(window) {
+        Some(e) => e,
+        None if buf.len() >= MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
+        None => return Ok(None),
+    };
+    let text = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
+    let first = lines.next().unwrap_or("").to_string();
     let mut headers = Vec::new();
     for line in lines {
         if line.is_empty() {
@@ -166,15 +185,7 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, 
         }
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
-    Ok(Some((
-        ResponseHead {
-            version,
-            status,
-            reason,
-            headers,
-        },
-        end,
-    )))
+    Ok(Some((first, headers, end)))
 }
 
 fn truncate(s: &str) -> String {
@@ -215,33 +226,14 @@ impl RequestHead {
 
 /// Parse a request head (for the simulator); same conventions as [`parse_response_head`].
 pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
-    let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
-    let end = match head_end(window) {
-        Some(e) => e,
-        None if buf.len() >= MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
-        None => return Ok(None),
+    let Some((first, headers, end)) = split_head(buf)? else {
+        return Ok(None);
     };
-    let text = String::from_utf8_lossy(&buf[..end]);
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-    let first = lines.next().unwrap_or("");
     let mut parts = first.split(' ');
     let (method, target) = match (parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(t), Some(v)) if v.starts_with("HTTP/") => (m.to_string(), t.to_string()),
-        _ => return Err(HeadError::BadStatusLine(truncate(first))),
+        _ => return Err(HeadError::BadStatusLine(truncate(&first))),
     };
-    let mut headers = Vec::new();
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        let (n, v) = line
-            .split_once(':')
-            .ok_or_else(|| HeadError::BadHeaderLine(truncate(line)))?;
-        if headers.len() == MAX_HEADERS {
-            return Err(HeadError::TooLarge);
-        }
-        headers.push((n.trim().to_string(), v.trim().to_string()));
-    }
     Ok(Some((
         RequestHead {
             method,

@@ -45,8 +45,8 @@ pub enum Enqueued {
 }
 
 impl PadQueue {
-    pub fn start(pad: gst::Pad) -> (Arc<PadQueue>, JoinHandle<()>) {
-        let q = Arc::new(PadQueue {
+    fn new(pad: gst::Pad) -> PadQueue {
+        PadQueue {
             pad,
             state: Mutex::new(State {
                 items: VecDeque::new(),
@@ -55,7 +55,11 @@ impl PadQueue {
                 flow: Ok(gst::FlowSuccess::Ok),
             }),
             cv: Condvar::new(),
-        });
+        }
+    }
+
+    pub fn start(pad: gst::Pad) -> (Arc<PadQueue>, JoinHandle<()>) {
+        let q = Arc::new(PadQueue::new(pad));
         let q2 = q.clone();
         let name = format!("kasasrc-{}", q.pad.name());
         let h = std::thread::Builder::new()
@@ -167,16 +171,7 @@ mod tests {
     fn queue() -> PadQueue {
         gst::init().unwrap();
         // Not started: nothing drains it.
-        PadQueue {
-            pad: gst::Pad::new(gst::PadDirection::Src),
-            state: Mutex::new(State {
-                items: VecDeque::new(),
-                bytes: 0,
-                shutdown: false,
-                flow: Ok(gst::FlowSuccess::Ok),
-            }),
-            cv: Condvar::new(),
-        }
+        PadQueue::new(gst::Pad::new(gst::PadDirection::Src))
     }
 
     #[test]
