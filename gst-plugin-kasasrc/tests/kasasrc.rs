@@ -850,3 +850,34 @@ fn reported_stats_and_properties() {
     assert!(!pspec.flags().contains(glib::ParamFlags::READABLE));
     r.stop();
 }
+
+/// A live source: pads appear while PAUSED (so decodebin can autoplug), nothing is pushed
+/// until PLAYING, and output then starts at a key frame.
+#[test]
+fn paused_exposes_pads_but_pushes_nothing() {
+    let sim = sim(|_| {});
+    let r = run(&sim, &[]);
+    r.pipeline.set_state(gst::State::Paused).unwrap();
+    // Start over from PAUSED: the element reconnects from READY.
+    r.pipeline.set_state(gst::State::Ready).unwrap();
+    r.got.lock().unwrap().video.clear();
+    assert_eq!(
+        r.pipeline.set_state(gst::State::Paused).unwrap(),
+        gst::StateChangeSuccess::NoPreroll
+    );
+    assert!(
+        r.wait(Duration::from_secs(5), |r| r
+            .src
+            .static_pad("video")
+            .is_some()),
+        "no video pad while paused"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(r.video_count(), 0, "pushed while paused");
+    assert!(r.stats().get::<u64>("dropped").unwrap() > 0);
+    r.pipeline.set_state(gst::State::Playing).unwrap();
+    assert!(r.wait(Duration::from_secs(6), |r| r.video_count() >= 3));
+    let got = r.stop();
+    assert!(!got.video[0].flags.contains(gst::BufferFlags::DELTA_UNIT));
+    assert_strictly_increasing(&got.video, "after pause");
+}

@@ -702,6 +702,8 @@ struct Held {
     data: Bytes,
     pts: u64,
     key: bool,
+    /// Kept while paused only to expose the pads; never pushed.
+    paused: bool,
 }
 
 /// The streaming thread: connection loop, pad creation, timestamping, pushing.
@@ -1083,12 +1085,21 @@ impl<'a> Streamer<'a> {
         };
         self.imp.stats.lock().unwrap().count_frame();
         if !playing {
-            // A live source drops what it captures while paused.
-            if self.pads_decided {
-                self.need_key = true;
-                self.imp.stats.lock().unwrap().dropped += 1;
-                return Ok(());
+            // A live source drops what it captures while paused. Before the pads exist,
+            // the latest key frame is kept so they can be exposed (and autoplugged)
+            // while paused; it is never pushed.
+            self.need_key = true;
+            self.imp.stats.lock().unwrap().dropped += 1;
+            if !self.pads_decided && info.idr {
+                self.held = vec![Held {
+                    data,
+                    pts: 0,
+                    key: true,
+                    paused: true,
+                }];
+                return self.maybe_decide_pads();
             }
+            return Ok(());
         }
         let pts = self
             .mapper
@@ -1099,24 +1110,31 @@ impl<'a> Streamer<'a> {
             data,
             pts,
             key: info.idr,
+            paused: false,
         };
         if !self.pads_decided {
-            if playing || self.held.is_empty() {
-                self.held.push(held);
-            }
-            if !self.settings.audio || self.seen_audio || self.held.len() >= AUDIO_PROBE_FRAMES {
-                return self.decide_pads();
-            }
-            return Ok(());
+            // A key frame kept while paused is stale now.
+            self.held.retain(|h| !h.paused);
+            self.held.push(held);
+            return self.maybe_decide_pads();
         }
         self.push_video(held)
+    }
+
+    /// Expose the pads once audio was seen, or is not wanted, or enough video passed
+    /// without it.
+    fn maybe_decide_pads(&mut self) -> Result<(), gst::FlowError> {
+        if !self.settings.audio || self.seen_audio || self.held.len() >= AUDIO_PROBE_FRAMES {
+            return self.decide_pads();
+        }
+        Ok(())
     }
 
     fn push_video(&mut self, h: Held) -> Result<(), gst::FlowError> {
         let Some(q) = self.video.clone() else {
             return Ok(());
         };
-        if !self.imp.playing.load(Ordering::SeqCst) {
+        if h.paused || !self.imp.playing.load(Ordering::SeqCst) {
             self.need_key = true;
             return Ok(());
         }
