@@ -433,11 +433,9 @@ impl Connection {
             bytes: 0,
         };
         let head = loop {
-            if let Some(ev) = conn.decoder.poll() {
-                match ev {
-                    StreamEvent::Head(h) => break h,
-                    _ => unreachable!("parts come after the head"),
-                }
+            // The decoder yields the head before any part.
+            if let Some(StreamEvent::Head(h)) = conn.decoder.poll() {
+                break h;
             }
             conn.fill()?;
         };

@@ -1,5 +1,4 @@
 //! GStreamer plugin `kasasrc`: live video and audio from TP-Link Kasa cameras.
-#![allow(clippy::non_send_fields_in_send_ty)]
 
 pub mod client;
 mod kasasrc;

@@ -70,7 +70,8 @@ impl AccessUnitInfo {
     }
 }
 
-/// Prepend the parameter sets a key frame lacks: `[start code, sps, start code, pps]`.
+/// The last SPS and PPS NAL units (without start codes) in an access unit, kept to put in
+/// front of a later IDR that arrives without them.
 pub fn parameter_sets(data: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let (mut sps, mut pps) = (None, None);
     for nal in nal_units(data) {

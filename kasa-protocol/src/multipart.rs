@@ -285,9 +285,11 @@ impl MultipartParser {
                         },
                     };
                     self.scanned = 0;
-                    let State::Body(p) = std::mem::replace(&mut self.state, State::Delimiter)
-                    else {
-                        unreachable!()
+                    // This arm runs only in `State::Body`; the other case is impossible
+                    // and handled without a panic all the same.
+                    let p = match std::mem::replace(&mut self.state, State::Delimiter) {
+                        State::Body(p) => p,
+                        _ => return None,
                     };
                     let mut chunk = self.buf.split_to(end.1);
                     chunk.truncate(end.0);
