@@ -4,7 +4,7 @@
 //! No GStreamer here: the element maps [`ClientError`] to GStreamer errors.
 
 use kasa_protocol::auth::{authorization_header, Secret};
-use kasa_protocol::http::{build_request, ResponseHead};
+use kasa_protocol::http::build_request;
 use kasa_protocol::multipart::{FramingError, Part};
 use kasa_protocol::stream::{ChunkedPolicy, StreamDecoder, StreamError, StreamEvent};
 use kasa_protocol::tls::{client_connector, Fingerprint};
@@ -312,7 +312,6 @@ pub struct Connection {
     buf: Vec<u8>,
     timeout: Duration,
     pub tls_info: TlsInfo,
-    pub head: ResponseHead,
     /// Body bytes received.
     pub bytes: u64,
 }
@@ -424,12 +423,6 @@ impl Connection {
             buf: vec![0u8; 64 * 1024],
             timeout: ep.timeout,
             tls_info,
-            head: ResponseHead {
-                version: (1, 0),
-                status: 0,
-                reason: String::new(),
-                headers: Vec::new(),
-            },
             bytes: 0,
         };
         let head = loop {
@@ -453,7 +446,6 @@ impl Connection {
             }
             s => return Err(ClientError::Status(s, head.reason.clone())),
         }
-        conn.head = head;
         Ok(conn)
     }
 

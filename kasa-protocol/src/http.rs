@@ -100,14 +100,8 @@ impl ResponseHead {
     }
 }
 
-/// Find the end of the head: the index just past the blank line (`\n\n` or `\r\n\r\n`,
-/// or any mix of the two).
-fn head_end(buf: &[u8]) -> Option<usize> {
-    blank_line_end(buf, 0)
-}
-
-/// The index just past the first blank line (LF LF or LF CR LF) that starts at or after
-/// `from`. Callers that receive a head in pieces pass how far they already looked
+/// The index just past the first blank line (`\n\n` or `\r\n\r\n`, or any mix of the
+/// two) that starts at or after `from`. Callers that receive a head in pieces pass how far they already looked
 /// (minus two bytes), so that a head arriving byte by byte costs linear time.
 pub fn blank_line_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut from = from.min(buf.len());
@@ -164,7 +158,7 @@ type SplitHead = (String, Vec<(String, String)>, usize);
 
 fn split_head(buf: &[u8]) -> Result<Option<SplitHead>, HeadError> {
     let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
-    let end = match head_end(window) {
+    let end = match blank_line_end(window, 0) {
         Some(e) => e,
         None if buf.len() >= MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
         None => return Ok(None),

@@ -373,11 +373,7 @@ impl ElementImpl for KasaSrc {
     fn send_event(&self, event: gst::Event) -> bool {
         if let gst::EventView::Eos(_) = event.view() {
             gst::info!(CAT, imp = self, "EOS requested: stopping the camera stream");
-            let running = self.running.lock().unwrap().take();
-            if let Some(r) = running {
-                r.cancel.cancel();
-                let _ = r.thread.join();
-            }
+            self.stop_reader();
             for (q, _) in self.pads.lock().unwrap().iter() {
                 q.push_event(gst::event::Eos::new());
             }
@@ -636,17 +632,19 @@ impl KasaSrc {
         Ok(())
     }
 
-    fn stop(&self) {
+    /// Cancel the reader thread and wait for it. It never blocks on downstream (it only
+    /// enqueues), so this returns as soon as its socket or backoff wait is interrupted.
+    fn stop_reader(&self) {
         let running = self.running.lock().unwrap().take();
         if let Some(r) = running {
             r.cancel.cancel();
-            // Unblock pushes waiting downstream: pads go flushing.
-            for (q, _) in self.pads.lock().unwrap().iter() {
-                let _ = q.pad.set_active(false);
-                q.shutdown();
-            }
             let _ = r.thread.join();
         }
+    }
+
+    fn stop(&self) {
+        self.stop_reader();
+        // Deactivating a pad unblocks its pusher if a push is waiting downstream.
         let pads = std::mem::take(&mut *self.pads.lock().unwrap());
         for (q, thread) in pads {
             let _ = q.pad.set_active(false);
@@ -1011,8 +1009,9 @@ impl<'a> Streamer<'a> {
                 self.seen_audio = true;
                 self.imp.stats.lock().unwrap().audio_parts += 1;
                 if !self.pads_decided {
+                    // Pads wait for a key frame; once one is held, audio settles them.
                     if !self.held.is_empty() {
-                        self.decide_pads()?;
+                        self.maybe_decide_pads()?;
                     }
                     return Ok(());
                 }
