@@ -3,12 +3,12 @@
 //! reconnects on its own. See `docs/kasasrc.md` for the reconnect state machine and
 //! `docs/timestamps.md` for how PTS are derived.
 
-use super::padqueue::{Enqueued, PadQueue};
 use crate::client::{Canceller, ClientError, Connection, Endpoint};
 use bytes::Bytes;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_cam_common::padqueue::{Enqueued, PadQueue};
 use kasa_protocol::auth::Secret;
 use kasa_protocol::h264::{parameter_sets, AccessUnitInfo};
 use kasa_protocol::multipart::{Part, PartKind, DEFAULT_MAX_PART_SIZE};
@@ -1211,7 +1211,7 @@ impl<'a> Streamer<'a> {
         let _ = pad.store_sticky_event(&gst::event::Segment::new(&segment));
         self.combiner.add_pad(&pad);
         let _ = element.add_pad(&pad);
-        let (q, thread) = PadQueue::start(pad);
+        let (q, thread) = PadQueue::start(pad, "kasasrc");
         self.imp.pads.lock().unwrap().push((q.clone(), thread));
         q
     }

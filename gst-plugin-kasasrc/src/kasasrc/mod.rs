@@ -4,7 +4,6 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-mod padqueue;
 
 glib::wrapper! {
     pub struct KasaSrc(ObjectSubclass<imp::KasaSrc>) @extends gst::Element, gst::Object, @implements gst::URIHandler;

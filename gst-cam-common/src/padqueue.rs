@@ -1,6 +1,6 @@
 //! One pushing thread per source pad.
 //!
-//! The camera multiplexes audio and video on one connection, but downstream may block
+//! A camera multiplexes audio and video on one connection, but downstream may block
 //! one pad until the other has produced data: playbin/uridecodebin hold the video
 //! decodebin until the audio decodebin has exposed its pad. A single thread pushing
 //! both pads would deadlock there, so the reader thread only enqueues, and each pad
@@ -58,10 +58,11 @@ impl PadQueue {
         }
     }
 
-    pub fn start(pad: gst::Pad) -> (Arc<PadQueue>, JoinHandle<()>) {
+    /// Start the pushing thread, named `<element>-<pad>`.
+    pub fn start(pad: gst::Pad, element: &str) -> (Arc<PadQueue>, JoinHandle<()>) {
         let q = Arc::new(PadQueue::new(pad));
         let q2 = q.clone();
-        let name = format!("kasasrc-{}", q.pad.name());
+        let name = format!("{element}-{}", q.pad.name());
         let h = std::thread::Builder::new()
             .name(name)
             .spawn(move || q2.run())

@@ -1,0 +1,3 @@
+//! Pieces shared by the camera elements (`kasasrc`, `camsrc`).
+
+pub mod padqueue;
