@@ -51,3 +51,26 @@ if grep -q "ERROR" "$tmp/playbin.log"; then grep ERROR "$tmp/playbin.log"; exit 
 grep -q "audio/x-raw" "$tmp/playbin.log"
 grep -q "video/x-raw" "$tmp/playbin.log"
 echo "playbin played kasa:// with audio and video"
+
+# camsrc, installed the same way, running the pipelines/ scripts users copy, against the
+# simulated Tapo camera: Matroska with PCMA as sent, fragmented MP4 with AAC.
+test -f "$plugindir/libgstcamsrc.so"
+inspect=$(gst-inspect-1.0 camsrc)
+for want in "stall-timeout" "rtsp-transport" "Default: 10" "Write only" "Supported URI protocols" "tutk"; do
+  grep -q -- "$want" <<<"$inspect" || { echo "gst-inspect-1.0 camsrc lacks: $want"; exit 1; }
+done
+cargo build --quiet -p tapo-sim
+TAPO_SIM_PASSWORD='tapo launch pw' target/debug/tapo-sim --port 0 --quirks null-sprop,extra-track < /dev/null > "$tmp/tapo.log" 2>&1 &
+tapo_pid=$!
+trap 'kill $tapo_pid 2>/dev/null; cleanup' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$tmp/tapo.log" && break; sleep 0.1; done
+tport=$(grep -o '127.0.0.1:[0-9]*' "$tmp/tapo.log" | head -1 | cut -d: -f2)
+[ -n "$tport" ] || { cat "$tmp/tapo.log"; exit 1; }
+export CAM_URI="rtsp://admin@127.0.0.1:$tport/stream2" CAMSRC_PASSWORD='tapo launch pw'
+timeout -s INT 6 sh pipelines/tapo-record.sh "$tmp/tapo.mkv" > "$tmp/tapo-launch.log" 2>&1 || true
+info=$(gst-discoverer-1.0 "$tmp/tapo.mkv")
+grep -q "H.264" <<<"$info" && grep -q "A-Law" <<<"$info" || { echo "$info"; tail "$tmp/tapo-launch.log"; exit 1; }
+timeout -s INT 6 sh pipelines/tapo-record-mp4.sh "$tmp/tapo.mp4" > "$tmp/tapo-mp4.log" 2>&1 || true
+info=$(gst-discoverer-1.0 "$tmp/tapo.mp4")
+grep -q "H.264" <<<"$info" && grep -qi "AAC" <<<"$info" || { echo "$info"; tail "$tmp/tapo-mp4.log"; exit 1; }
+echo "camsrc recorded the simulated Tapo camera to Matroska (PCMA) and fragmented MP4 (AAC)"

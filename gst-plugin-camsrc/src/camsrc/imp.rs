@@ -42,8 +42,10 @@ const DEFAULT_AUDIO: bool = true;
 const TICK: Duration = Duration::from_millis(50);
 /// Window for the fps and bitrate figures in `stats`.
 const RATE_WINDOW: Duration = Duration::from_secs(3);
-/// Without an audio pad this long after the video pad, the camera has no audio.
-const AUDIO_GRACE: Duration = Duration::from_secs(2);
+/// Without audio this long after the first buffer, the camera has none: expose video.
+const AUDIO_GRACE: Duration = Duration::from_secs(1);
+/// Buffers held while deciding the pads (~1 s of video and audio).
+const MAX_HELD: usize = 128;
 
 #[derive(Clone)]
 struct Settings {
@@ -180,7 +182,9 @@ struct Output {
     last_pts: [Option<u64>; 2],
     last_end: [Option<u64>; 2],
     no_more_pads: bool,
-    video_pad_at: Option<Instant>,
+    /// Pads decided: buffers go straight out. Before that they are held.
+    decided: bool,
+    held: Vec<(Kind, gst::Sample, Instant)>,
     /// The current inner session.
     session: u64,
     /// inner PTS + offset = camsrc PTS, fixed at the session's first buffer.
@@ -204,7 +208,8 @@ impl Output {
             last_pts: [None, None],
             last_end: [None, None],
             no_more_pads: false,
-            video_pad_at: None,
+            decided: false,
+            held: Vec::new(),
             session: 0,
             offset: None,
             video_started: false,
@@ -656,6 +661,7 @@ impl CamSrc {
                 o.branches = [false, false];
                 o.first = [true, true];
                 o.last_arrival = None;
+                o.held.clear();
             }
             self.stats.lock().unwrap().state = "connecting";
             gst::debug!(CAT, imp = self, "session {session}: opening {redacted}");
@@ -717,13 +723,19 @@ impl CamSrc {
                         "camera {redacted} offline: {reason}; restart {failures} in {} ms",
                         delay.as_millis()
                     );
+                    // One offline message when the camera goes away, then one retry
+                    // message per failed attempt.
                     self.post(
-                        gst::Structure::builder("camsrc-offline")
-                            .field("uri", &redacted)
-                            .field("reason", &reason)
-                            .field("attempt", failures)
-                            .field("retry-in-ms", delay.as_millis() as u64)
-                            .build(),
+                        gst::Structure::builder(if failures == 1 {
+                            "camsrc-offline"
+                        } else {
+                            "camsrc-retry"
+                        })
+                        .field("uri", &redacted)
+                        .field("reason", &reason)
+                        .field("attempt", failures)
+                        .field("retry-in-ms", delay.as_millis() as u64)
+                        .build(),
                     );
                     if settings.max_restarts >= 0 && failures > settings.max_restarts as u32 {
                         gst::element_imp_error!(
@@ -787,7 +799,14 @@ impl CamSrc {
                 match msg.view() {
                     gst::MessageView::Error(e) => {
                         let err = e.error();
-                        let text = format!("{} ({})", err.message(), source_name(&msg));
+                        // rtspsrc's debug text names the failed step ("Failed to
+                        // connect", "Unauthorized"); its location holds no credentials.
+                        let detail = e
+                            .debug()
+                            .and_then(|d| d.lines().last().map(|l| l.trim().to_string()))
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default();
+                        let text = format!("{} ({}{detail})", err.message(), source_name(&msg));
                         gst::debug!(
                             CAT,
                             imp = self,
@@ -849,7 +868,6 @@ impl CamSrc {
                     }
                 }
             }
-            self.maybe_no_more_pads();
             // Downstream refused data for good.
             let flows: Vec<_> = self
                 .output
@@ -1122,16 +1140,14 @@ impl CamSrc {
         Ok(())
     }
 
-    /// A buffer from the inner pipeline: gate, re-timestamp, push to our pad.
+    /// A buffer from the inner pipeline. Until the pads are decided (both kinds seen,
+    /// or [`AUDIO_GRACE`] passed), buffers are held, so that every pad is added before
+    /// any data flows: muxers write their headers once.
     fn on_sample(&self, session: u64, kind: Kind, sample: gst::Sample) {
-        let Some(buffer) = sample.buffer_owned() else {
-            return;
-        };
-        let Some(caps) = sample.caps().map(|c| c.to_owned()) else {
+        let Some(size) = sample.buffer().map(|b| b.size()) else {
             return;
         };
         let now = Instant::now();
-        let k = kind as usize;
         let mut o = self.output.lock().unwrap();
         if o.session != session {
             return; // a pipeline being torn down
@@ -1140,7 +1156,55 @@ impl CamSrc {
         self.stats
             .lock()
             .unwrap()
-            .count(now, buffer.size(), kind == Kind::Video);
+            .count(now, size, kind == Kind::Video);
+        if o.decided {
+            self.process(&mut o, kind, sample);
+            return;
+        }
+        if o.held.len() >= MAX_HELD {
+            o.held.remove(0);
+        }
+        o.held.push((kind, sample, now));
+        let has = |k: Kind| o.held.iter().any(|(h, _, _)| *h == k);
+        let waited = o
+            .held
+            .first()
+            .is_some_and(|(_, _, t)| t.elapsed() > AUDIO_GRACE);
+        let audio_wanted = self.settings.lock().unwrap().audio;
+        if !(has(Kind::Video) && (has(Kind::Audio) || !audio_wanted) || waited) {
+            return;
+        }
+        o.decided = true;
+        let held = std::mem::take(&mut o.held);
+        for k in [Kind::Video, Kind::Audio] {
+            if o.pads[k as usize].is_none() {
+                if let Some((_, s, _)) = held.iter().find(|(h, _, _)| *h == k) {
+                    if let Some(caps) = s.caps() {
+                        self.add_pad(&mut o, k, caps.to_owned());
+                    }
+                }
+            }
+        }
+        let announce = !o.no_more_pads;
+        o.no_more_pads = true;
+        for (k, s, _) in held {
+            self.process(&mut o, k, s);
+        }
+        drop(o);
+        if announce {
+            self.obj().no_more_pads();
+        }
+    }
+
+    /// Gate (key frame first, nothing while paused), re-timestamp and push one buffer.
+    fn process(&self, o: &mut Output, kind: Kind, sample: gst::Sample) {
+        let Some(buffer) = sample.buffer_owned() else {
+            return;
+        };
+        let Some(caps) = sample.caps().map(|c| c.to_owned()) else {
+            return;
+        };
+        let k = kind as usize;
         let Some(running) = self.obj().current_running_time() else {
             return;
         };
@@ -1218,7 +1282,7 @@ impl CamSrc {
                 }
                 q
             }
-            None => self.add_pad(&mut o, kind, caps),
+            None => self.add_pad(o, kind, caps),
         };
         o.last_pts[k] = Some(pts);
         o.last_end[k] = Some(pts + duration.map(|d| d.nseconds()).unwrap_or(0));
@@ -1232,24 +1296,6 @@ impl CamSrc {
             if kind == Kind::Video {
                 o.video_started = false;
             }
-        }
-        if !o.no_more_pads && o.pads[0].is_some() && o.pads[1].is_some() {
-            o.no_more_pads = true;
-            drop(o);
-            self.obj().no_more_pads();
-        }
-    }
-
-    /// Video flows but no audio pad came within [`AUDIO_GRACE`]: the camera has none.
-    fn maybe_no_more_pads(&self) {
-        let mut o = self.output.lock().unwrap();
-        if o.no_more_pads || o.pads[0].is_none() || o.pads[1].is_some() {
-            return;
-        }
-        if o.video_pad_at.is_some_and(|t| t.elapsed() > AUDIO_GRACE) {
-            o.no_more_pads = true;
-            drop(o);
-            self.obj().no_more_pads();
         }
     }
 
@@ -1280,9 +1326,6 @@ impl CamSrc {
         gst::info!(CAT, imp = self, "exposing {name} pad with {caps}");
         let (q, thread) = PadQueue::start(pad, "camsrc");
         o.pads[kind as usize] = Some(q.clone());
-        if kind == Kind::Video {
-            o.video_pad_at = Some(Instant::now());
-        }
         o.caps[kind as usize] = Some(caps);
         o.threads.push(thread);
         q

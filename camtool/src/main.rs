@@ -1,0 +1,449 @@
+//! `cam`: the commands users run against a camera, built on `camsrc`.
+//!
+//! ```text
+//! cam probe [--uri URI] [--timeout S]            codec, resolution, fps, bitrate, audio; exit 0/1
+//! cam view  [--uri URI]                          live video (and audio) in a window
+//! cam clip  [--uri URI] [--seconds N] [--output FILE.mkv|FILE.mp4]
+//! cam demo  [--seconds N] [--output FILE]        the README's main job
+//! ```
+//!
+//! The camera comes from `--uri` or `CAM_URI` (`rtsp://user@ip:554/stream1`,
+//! `kasa://user@ip`, `tutk://user@UID`); the password from `CAM_PASSWORD` (keep it out
+//! of the command line and shell history). `--sim` (the default when no camera is
+//! given) starts the built-in simulated Tapo camera on loopback.
+
+use gst::prelude::*;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: cam probe|view|clip|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
+Camera: --uri or CAM_URI (rtsp://user@ip:554/stream1, kasa://user@ip, tutk://user@UID);
+password: CAM_PASSWORD. Without a camera, --sim: the built-in simulated Tapo camera.";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cam: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+struct Opts {
+    cmd: String,
+    uri: Option<String>,
+    sim: bool,
+    seconds: u64,
+    output: Option<String>,
+    timeout: u64,
+    stall_timeout: u32,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut it = args.iter();
+    let cmd = it.next().ok_or(USAGE)?.clone();
+    let mut o = Opts {
+        cmd,
+        uri: std::env::var("CAM_URI").ok().filter(|u| !u.is_empty()),
+        sim: false,
+        seconds: 10,
+        output: None,
+        timeout: 15,
+        stall_timeout: 10,
+    };
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--uri" => o.uri = Some(val()?),
+            "--sim" => o.sim = true,
+            "--seconds" => o.seconds = val()?.parse().map_err(|_| "--seconds N")?,
+            "--output" => o.output = Some(val()?),
+            "--timeout" => o.timeout = val()?.parse().map_err(|_| "--timeout S")?,
+            "--stall-timeout" => {
+                o.stall_timeout = val()?.parse().map_err(|_| "--stall-timeout S")?
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if o.sim {
+        o.uri = None;
+    }
+    Ok(o)
+}
+
+/// The camera to use: the user's, or a simulated Tapo camera kept alive by the guard.
+fn camera(o: &Opts) -> Result<(String, Option<tapo_sim::TapoSim>), String> {
+    if let Some(u) = &o.uri {
+        return Ok((u.clone(), None));
+    }
+    println!("cam: no camera given (--uri or CAM_URI): starting the simulated Tapo camera");
+    let sim = tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
+        pattern: "pattern=smpte".into(),
+        ..Default::default()
+    })?;
+    let uri = format!("rtsp://admin@127.0.0.1:{}/stream1", sim.port());
+    std::env::set_var("CAM_PASSWORD", tapo_sim::TapoConfig::default().password);
+    println!("cam: simulated camera at {uri} (1920x1080 H.264 + PCMA, 15 fps)");
+    Ok((uri, Some(sim)))
+}
+
+fn camsrc(uri: &str, o: &Opts) -> Result<gst::Element, String> {
+    let src = gst::ElementFactory::make("camsrc")
+        .name("cam")
+        .property("uri", uri)
+        .property("stall-timeout", o.stall_timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
+    if let Ok(p) = std::env::var("CAM_PASSWORD") {
+        src.set_property("password", p);
+    }
+    Ok(src)
+}
+
+fn run(args: &[String]) -> Result<i32, String> {
+    let o = parse(args)?;
+    gst::init().map_err(|e| e.to_string())?;
+    gstcamsrc::plugin_register_static().map_err(|e| e.to_string())?;
+    gstkasasrc::plugin_register_static().map_err(|e| e.to_string())?;
+    match o.cmd.as_str() {
+        "probe" => {
+            let (uri, _sim) = camera(&o)?;
+            probe(&uri, &o)
+        }
+        "view" => {
+            if !has_display() {
+                eprintln!("cam view: no display (DISPLAY/WAYLAND_DISPLAY unset). On a headless machine use `cam clip` to save a file, or serve the camera to a browser.");
+                return Ok(2);
+            }
+            let (uri, _sim) = camera(&o)?;
+            view(&uri, &o)
+        }
+        "clip" => {
+            let (uri, _sim) = camera(&o)?;
+            let out = o.output.clone().unwrap_or_else(|| "clip.mkv".into());
+            clip(&uri, &o, &out, None)
+        }
+        "demo" => demo(&o),
+        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+}
+
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
+/// Run `pipeline` until EOS, an error, or `until` says stop (then EOS is sent).
+fn drive(
+    pipeline: &gst::Pipeline,
+    mut tick: impl FnMut(&gst::Pipeline) -> bool,
+) -> Result<(), String> {
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot start the pipeline: {e}"))?;
+    let bus = pipeline.bus().unwrap();
+    let mut eos_sent: Option<Instant> = None;
+    let result = loop {
+        match eos_sent {
+            None if !tick(pipeline) => {
+                pipeline.send_event(gst::event::Eos::new());
+                eos_sent = Some(Instant::now());
+            }
+            // Nothing linked (the camera never answered): no EOS will come back.
+            Some(t) if t.elapsed() > Duration::from_secs(2) => break Ok(()),
+            _ => {}
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => {
+                break Err(format!(
+                    "{}{}",
+                    e.error(),
+                    e.debug().map(|d| format!(" ({d})")).unwrap_or_default()
+                ))
+            }
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    match s.name().as_str() {
+                        "camsrc-offline" => println!(
+                            "cam: camera offline: {}",
+                            s.get::<&str>("reason").unwrap_or("?")
+                        ),
+                        "camsrc-online" if s.get::<bool>("restart").unwrap_or(false) => println!(
+                            "cam: camera back after {} ms",
+                            s.get::<u64>("offline-for-ms").unwrap_or(0)
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn probe(uri: &str, o: &Opts) -> Result<i32, String> {
+    let pipeline = gst::Pipeline::new();
+    let src = camsrc(uri, o)?;
+    pipeline.add(&src).map_err(|e| e.to_string())?;
+    let caps: std::sync::Arc<std::sync::Mutex<Vec<(String, gst::Caps)>>> = Default::default();
+    let c2 = caps.clone();
+    let pl = pipeline.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pl.upgrade() else { return };
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+            .unwrap();
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        let _ = pad.link(&sink.static_pad("sink").unwrap());
+        if let Some(c) = pad.current_caps() {
+            c2.lock().unwrap().push((pad.name().to_string(), c));
+        }
+    });
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(o.timeout);
+    let mut first_frame = None;
+    let result = drive(&pipeline, |_| {
+        let st = src.property::<gst::Structure>("stats");
+        if first_frame.is_none() && st.get::<u64>("video-frames").unwrap_or(0) > 0 {
+            first_frame = Some(started.elapsed());
+        }
+        // Measure fps and bitrate over 3 s of video.
+        let measured = first_frame.is_some_and(|t| started.elapsed() > t + Duration::from_secs(3));
+        !measured && Instant::now() < deadline
+    });
+    let stats = src.property::<gst::Structure>("stats");
+    if let Err(e) = result {
+        println!("probe: FAILED: {e}");
+        return Ok(1);
+    }
+    let Some(ff) = first_frame else {
+        println!(
+            "probe: FAILED: no video within {} s ({})",
+            o.timeout,
+            stats.get::<&str>("last-error").unwrap_or("")
+        );
+        return Ok(1);
+    };
+    let caps = caps.lock().unwrap();
+    let video = caps.iter().find(|(n, _)| n == "video").map(|(_, c)| c);
+    let audio = caps.iter().find(|(n, _)| n == "audio").map(|(_, c)| c);
+    let vs = video.and_then(|c| c.structure(0));
+    let codec = vs
+        .map(|s| match s.name().as_str() {
+            "video/x-h264" => format!("H.264 {}", s.get::<&str>("profile").unwrap_or("")),
+            "video/x-h265" => "H.265".to_string(),
+            n => n.to_string(),
+        })
+        .unwrap_or_else(|| "none".into());
+    let (w, h) = vs
+        .map(|s| {
+            (
+                s.get::<i32>("width").unwrap_or(0),
+                s.get::<i32>("height").unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0));
+    let audio = audio
+        .and_then(|c| c.structure(0))
+        .map(|s| {
+            format!(
+                "{} {} Hz",
+                match s.name().as_str() {
+                    "audio/x-alaw" => "G.711 A-law",
+                    "audio/x-mulaw" => "G.711 mu-law",
+                    n => n,
+                },
+                s.get::<i32>("rate").unwrap_or(0)
+            )
+        })
+        .unwrap_or_else(|| "none".into());
+    println!(
+        "probe: camera   {}",
+        src.property::<Option<String>>("uri").unwrap_or_default()
+    );
+    println!("probe: codec    {}", codec.trim());
+    println!("probe: size     {w}x{h}");
+    println!(
+        "probe: fps      {:.1}",
+        stats.get::<f64>("fps").unwrap_or(0.0)
+    );
+    println!(
+        "probe: bitrate  {:.0} kbit/s",
+        stats.get::<u64>("bitrate").unwrap_or(0) as f64 / 1000.0
+    );
+    println!("probe: audio    {audio}");
+    println!("probe: first frame after {} ms", ff.as_millis());
+    Ok(0)
+}
+
+fn view(uri: &str, o: &Opts) -> Result<i32, String> {
+    let pipeline = gst::Pipeline::new();
+    let src = camsrc(uri, o)?;
+    pipeline.add(&src).map_err(|e| e.to_string())?;
+    let pl = pipeline.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pl.upgrade() else { return };
+        let desc = if pad.name() == "video" {
+            "queue ! decodebin ! videoconvert ! autovideosink"
+        } else {
+            "queue ! decodebin ! audioconvert ! audioresample ! autoaudiosink"
+        };
+        let bin = gst::parse::bin_from_description(desc, true).unwrap();
+        pipeline.add(&bin).unwrap();
+        bin.sync_state_with_parent().unwrap();
+        let _ = pad.link(&bin.static_pad("sink").unwrap());
+    });
+    println!(
+        "cam: watching {} (close the window or Ctrl-C to stop)",
+        src.property::<Option<String>>("uri").unwrap_or_default()
+    );
+    drive(&pipeline, |_| true)?;
+    Ok(0)
+}
+
+/// Record `seconds` of the camera's own H.264 (never re-encoded) and its audio.
+/// Matroska keeps G.711 as it is; MP4 (fragmented, playable even if cut short) gets
+/// the audio transcoded to AAC, since mp4mux takes no G.711 in GStreamer 1.22.
+fn clip(
+    uri: &str,
+    o: &Opts,
+    out: &str,
+    mut during: Option<&mut dyn FnMut(Duration)>,
+) -> Result<i32, String> {
+    let mp4 = out.ends_with(".mp4") || out.ends_with(".m4v");
+    let pipeline = gst::Pipeline::new();
+    let src = camsrc(uri, o)?;
+    let mux = if mp4 {
+        gst::ElementFactory::make("mp4mux")
+            .property("fragment-duration", 1000u32)
+            .build()
+    } else {
+        gst::ElementFactory::make("matroskamux").build()
+    }
+    .map_err(|e| e.to_string())?;
+    let sink = gst::ElementFactory::make("filesink")
+        .property("location", out)
+        .build()
+        .map_err(|e| e.to_string())?;
+    pipeline
+        .add_many([&src, &mux, &sink])
+        .map_err(|e| e.to_string())?;
+    mux.link(&sink).map_err(|e| e.to_string())?;
+    let m = mux.clone();
+    let pl = pipeline.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pl.upgrade() else { return };
+        let (desc, templ) = match (pad.name().as_str(), mp4) {
+            ("video", _) => ("h264parse ! queue", "video_%u"),
+            ("audio", false) => ("queue", "audio_%u"),
+            ("audio", true) => (
+                "queue ! decodebin ! audioconvert ! audioresample ! avenc_aac ! aacparse",
+                "audio_%u",
+            ),
+            _ => return,
+        };
+        let bin = gst::parse::bin_from_description(desc, true).unwrap();
+        pipeline.add(&bin).unwrap();
+        let mux_pad = m.request_pad_simple(templ).unwrap();
+        bin.static_pad("src").unwrap().link(&mux_pad).unwrap();
+        bin.sync_state_with_parent().unwrap();
+        let _ = pad.link(&bin.static_pad("sink").unwrap());
+    });
+    let started = Instant::now();
+    let mut first = None;
+    let deadline = Duration::from_secs(o.timeout);
+    let s = src.clone();
+    drive(&pipeline, |_| {
+        let frames = s
+            .property::<gst::Structure>("stats")
+            .get::<u64>("video-frames")
+            .unwrap_or(0);
+        if first.is_none() && frames > 0 {
+            first = Some(Instant::now());
+        }
+        match first {
+            None => started.elapsed() < deadline + Duration::from_secs(o.seconds),
+            Some(t) => {
+                if let Some(f) = during.as_mut() {
+                    f(t.elapsed());
+                }
+                t.elapsed() < Duration::from_secs(o.seconds)
+            }
+        }
+    })?;
+    let stats = src.property::<gst::Structure>("stats");
+    if first.is_none() {
+        println!("cam: no video from the camera; nothing recorded");
+        let _ = std::fs::remove_file(out);
+        return Ok(1);
+    }
+    println!(
+        "cam: recorded {out} ({} bytes, {} s of {}; restarts {})",
+        std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+        o.seconds,
+        if mp4 {
+            "H.264 + AAC in fragmented MP4"
+        } else {
+            "H.264 + G.711 in Matroska"
+        },
+        stats.get::<u32>("restarts").unwrap_or(0)
+    );
+    print_stats(&stats);
+    Ok(0)
+}
+
+fn print_stats(s: &gst::Structure) {
+    println!(
+        "cam: stats: state={} fps={:.1} bitrate={}kbit/s video-frames={} audio-buffers={} restarts={} last-error={:?}",
+        s.get::<&str>("state").unwrap_or("?"),
+        s.get::<f64>("fps").unwrap_or(0.0),
+        s.get::<u64>("bitrate").unwrap_or(0) / 1000,
+        s.get::<u64>("video-frames").unwrap_or(0),
+        s.get::<u64>("audio-buffers").unwrap_or(0),
+        s.get::<u32>("restarts").unwrap_or(0),
+        s.get::<&str>("last-error").unwrap_or(""),
+    );
+}
+
+/// The main job: probe, then watch (display) or record with a camera reboot in the
+/// middle (headless, simulated camera), showing the recording survives it.
+fn demo(o: &Opts) -> Result<i32, String> {
+    let (uri, sim) = camera(o)?;
+    let code = probe(&uri, o)?;
+    if code != 0 {
+        return Ok(code);
+    }
+    if has_display() && o.output.is_none() {
+        return view(&uri, o);
+    }
+    let out = o.output.clone().unwrap_or_else(|| "cam-clip.mkv".into());
+    let mut rebooted = false;
+    let half = Duration::from_secs(o.seconds / 2);
+    let mut reboot = |t: Duration| {
+        if let (Some(s), false) = (&sim, rebooted) {
+            if t >= half {
+                rebooted = true;
+                println!("cam: rebooting the simulated camera (down 2 s) while recording");
+                s.restart(Duration::from_secs(2));
+            }
+        }
+    };
+    let o2 = Opts {
+        stall_timeout: 3,
+        cmd: o.cmd.clone(),
+        uri: o.uri.clone(),
+        output: Some(out.clone()),
+        ..*o
+    };
+    clip(&uri, &o2, &out, Some(&mut reboot))
+}
