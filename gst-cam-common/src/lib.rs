@@ -1,3 +1,5 @@
 //! Pieces shared by the camera elements (`kasasrc`, `camsrc`).
 
 pub mod padqueue;
+pub mod srcpad;
+pub mod uri;

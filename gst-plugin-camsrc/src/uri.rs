@@ -1,6 +1,8 @@
 //! Camera URIs: splitting credentials out (so they never reach a log line) and a
 //! redacted form for messages.
 
+use gst_cam_common::uri::{percent_decode, percent_encode};
+
 /// A camera URI split into its parts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CamUri {
@@ -109,34 +111,6 @@ impl CamUri {
         s.push_str(&self.rest);
         s
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.bytes() {
-        if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
-            out.push(c as char);
-        } else {
-            out.push_str(&format!("%{c:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

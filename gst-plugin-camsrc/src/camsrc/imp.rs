@@ -14,6 +14,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_cam_common::padqueue::PadQueue;
+use gst_cam_common::srcpad;
 use kasa_protocol::timing::Backoff;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1312,17 +1313,7 @@ impl CamSrc {
                 CamSrc::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
             })
             .build();
-        let _ = pad.set_active(true);
-        let stream_id = pad.create_stream_id(&*element, Some(name));
-        let _ = pad.store_sticky_event(
-            &gst::event::StreamStart::builder(stream_id.as_str())
-                .group_id(o.group_id)
-                .build(),
-        );
-        let _ = pad.store_sticky_event(&gst::event::Caps::new(&caps));
-        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
-        let _ = pad.store_sticky_event(&gst::event::Segment::new(&segment));
-        let _ = element.add_pad(&pad);
+        srcpad::expose(element.upcast_ref(), &pad, o.group_id, &caps);
         gst::info!(CAT, imp = self, "exposing {name} pad with {caps}");
         let (q, thread) = PadQueue::start(pad, "camsrc");
         o.pads[kind as usize] = Some(q.clone());
@@ -1332,27 +1323,14 @@ impl CamSrc {
     }
 
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        match query.view_mut() {
-            gst::QueryViewMut::Latency(q) => {
-                let ms = self.settings.lock().unwrap().latency;
-                q.set(
-                    true,
-                    gst::ClockTime::from_mseconds(ms as u64),
-                    gst::ClockTime::NONE,
-                );
-                true
-            }
-            gst::QueryViewMut::Uri(q) => {
-                q.set_uri(self.obj().uri().as_deref());
-                true
-            }
-            gst::QueryViewMut::Scheduling(q) => {
-                q.set(gst::SchedulingFlags::SEQUENTIAL, 1, -1, 0);
-                q.add_scheduling_modes([gst::PadMode::Push]);
-                true
-            }
-            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
-        }
+        let latency = self.settings.lock().unwrap().latency;
+        srcpad::query(
+            pad,
+            self.obj().upcast_ref(),
+            query,
+            latency,
+            self.obj().uri().map(Into::into),
+        )
     }
 }
 

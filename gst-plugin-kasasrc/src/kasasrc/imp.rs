@@ -9,6 +9,8 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_cam_common::padqueue::{Enqueued, PadQueue};
+use gst_cam_common::srcpad;
+use gst_cam_common::uri::{percent_decode, percent_encode};
 use kasa_protocol::auth::Secret;
 use kasa_protocol::h264::{parameter_sets, AccessUnitInfo};
 use kasa_protocol::multipart::{Part, PartKind, DEFAULT_MAX_PART_SIZE};
@@ -540,34 +542,6 @@ pub(crate) fn parse_uri(uri: &str) -> Result<KasaUri, String> {
     })
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|c| match c {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (c as char).to_string()
-            }
-            _ => format!("%{c:02X}"),
-        })
-        .collect()
-}
-
 impl KasaSrc {
     fn check_settings(&self) -> Result<(), gst::StateChangeError> {
         let s = self.settings.lock().unwrap().clone();
@@ -656,28 +630,14 @@ impl KasaSrc {
     }
 
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        match query.view_mut() {
-            gst::QueryViewMut::Latency(q) => {
-                let ms = self.settings.lock().unwrap().latency;
-                q.set(
-                    true,
-                    gst::ClockTime::from_mseconds(ms as u64),
-                    gst::ClockTime::NONE,
-                );
-                true
-            }
-            gst::QueryViewMut::Uri(q) => {
-                // The redacted URI: no password.
-                q.set_uri(self.obj().uri().as_deref());
-                true
-            }
-            gst::QueryViewMut::Scheduling(q) => {
-                q.set(gst::SchedulingFlags::SEQUENTIAL, 1, -1, 0);
-                q.add_scheduling_modes([gst::PadMode::Push]);
-                true
-            }
-            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
-        }
+        let latency = self.settings.lock().unwrap().latency;
+        srcpad::query(
+            pad,
+            self.obj().upcast_ref(),
+            query,
+            latency,
+            self.obj().uri().map(Into::into),
+        )
     }
 
     fn post(&self, s: gst::Structure) {
@@ -1199,18 +1159,8 @@ impl<'a> Streamer<'a> {
                 KasaSrc::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
             })
             .build();
-        let _ = pad.set_active(true);
-        let stream_id = pad.create_stream_id(&*element, Some(name));
-        let _ = pad.store_sticky_event(
-            &gst::event::StreamStart::builder(stream_id.as_str())
-                .group_id(self.group_id)
-                .build(),
-        );
-        let _ = pad.store_sticky_event(&gst::event::Caps::new(&caps));
-        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
-        let _ = pad.store_sticky_event(&gst::event::Segment::new(&segment));
         self.combiner.add_pad(&pad);
-        let _ = element.add_pad(&pad);
+        srcpad::expose(element.upcast_ref(), &pad, self.group_id, &caps);
         let (q, thread) = PadQueue::start(pad, "kasasrc");
         self.imp.pads.lock().unwrap().push((q.clone(), thread));
         q

@@ -1,0 +1,51 @@
+//! What every camera source does with its sometimes pads: expose them with their
+//! sticky events, and answer queries as a live source.
+
+use gst::prelude::*;
+
+/// Activate `pad`, store stream-start (with `group_id`), `caps` and a TIME segment
+/// starting at 0 (PTS are running times), and add it to `element`.
+pub fn expose(element: &gst::Element, pad: &gst::Pad, group_id: gst::GroupId, caps: &gst::Caps) {
+    let _ = pad.set_active(true);
+    let stream_id = pad.create_stream_id(element, Some(pad.name().as_str()));
+    let _ = pad.store_sticky_event(
+        &gst::event::StreamStart::builder(stream_id.as_str())
+            .group_id(group_id)
+            .build(),
+    );
+    let _ = pad.store_sticky_event(&gst::event::Caps::new(caps));
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    let _ = pad.store_sticky_event(&gst::event::Segment::new(&segment));
+    let _ = element.add_pad(pad);
+}
+
+/// A live push source's answers: latency (`live`, `min = latency_ms`), the URI without
+/// the password, push-only scheduling; anything else goes to the default handler.
+pub fn query(
+    pad: &gst::Pad,
+    element: &gst::Element,
+    query: &mut gst::QueryRef,
+    latency_ms: u32,
+    redacted_uri: Option<String>,
+) -> bool {
+    match query.view_mut() {
+        gst::QueryViewMut::Latency(q) => {
+            q.set(
+                true,
+                gst::ClockTime::from_mseconds(latency_ms as u64),
+                gst::ClockTime::NONE,
+            );
+            true
+        }
+        gst::QueryViewMut::Uri(q) => {
+            q.set_uri(redacted_uri.as_deref());
+            true
+        }
+        gst::QueryViewMut::Scheduling(q) => {
+            q.set(gst::SchedulingFlags::SEQUENTIAL, 1, -1, 0);
+            q.add_scheduling_modes([gst::PadMode::Push]);
+            true
+        }
+        _ => gst::Pad::query_default(pad, Some(element), query),
+    }
+}
