@@ -674,8 +674,8 @@ fn latency_and_uri_queries() {
     r.stop();
 }
 
-/// Segment files from splitmuxsink: every buffer's PTS, per file, read back.
-fn read_segment_pts(path: &std::path::Path) -> Vec<u64> {
+/// Segment files from splitmuxsink: every video buffer's (PTS, key frame), read back.
+fn read_segment_pts(path: &std::path::Path) -> Vec<(u64, bool)> {
     let desc = format!(
         "filesrc location={} ! matroskademux ! h264parse ! video/x-h264,alignment=au ! appsink name=s sync=false",
         path.display()
@@ -692,7 +692,11 @@ fn read_segment_pts(path: &std::path::Path) -> Vec<u64> {
     p.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
     while let Ok(s) = sink.pull_sample() {
-        out.push(s.buffer().unwrap().pts().unwrap().nseconds());
+        let b = s.buffer().unwrap();
+        out.push((
+            b.pts().unwrap().nseconds(),
+            !b.flags().contains(gst::BufferFlags::DELTA_UNIT),
+        ));
     }
     p.set_state(gst::State::Null).unwrap();
     out
@@ -780,21 +784,21 @@ fn splitmuxsink_keeps_recording_through_three_restarts() {
     let mut last = None;
     let mut total = 0;
     for f in &files {
-        let pts = read_segment_pts(f);
-        assert!(!pts.is_empty(), "{} holds no video", f.display());
-        total += pts.len();
-        let mut sorted = pts.clone();
-        sorted.sort_unstable();
-        // Files start where the previous one ended: the timeline never goes back.
-        if let Some(l) = last {
-            assert!(
-                sorted[0] > l,
-                "{}: starts at {} before {l}",
-                f.display(),
-                sorted[0]
-            );
+        let frames = read_segment_pts(f);
+        assert!(!frames.is_empty(), "{} holds no video", f.display());
+        assert!(
+            frames[0].1,
+            "{} does not start with a key frame",
+            f.display()
+        );
+        total += frames.len();
+        // No B-frames: PTS strictly increase within a file and across files.
+        for (pts, _) in frames {
+            if let Some(l) = last {
+                assert!(pts > l, "{}: PTS {pts} after {l}", f.display());
+            }
+            last = Some(pts);
         }
-        last = sorted.last().copied();
     }
     assert!(total > 15 * 12, "only {total} frames recorded");
     let _ = std::fs::remove_dir_all(&dir);
