@@ -1,0 +1,20 @@
+//! `ringrecorder`: a bin around splitmuxsink that names segments by camera and
+//! wall-clock time, keeps them playable after a crash, and enforces retention.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct RingRecorder(ObjectSubclass<imp::RingRecorder>) @extends gst::Bin, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "ringrecorder",
+        gst::Rank::NONE,
+        RingRecorder::static_type(),
+    )
+}
