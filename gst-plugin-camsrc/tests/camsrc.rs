@@ -7,9 +7,8 @@ use gst::glib;
 use gst::prelude::*;
 use kasa_protocol::auth::Secret;
 use kasa_sim::{Fault, SimConfig, Simulator};
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -39,116 +38,10 @@ fn target_dir() -> PathBuf {
 }
 
 /// The simulated Tapo camera, as its own process.
-struct Tapo {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Arc<Mutex<Vec<String>>>,
-    port: u16,
-}
+type Tapo = tapo_sim::process::TapoProcess;
 
-impl Tapo {
-    fn start(extra: &[&str]) -> Tapo {
-        let bin = target_dir().join("tapo-sim");
-        assert!(
-            bin.exists(),
-            "no {}: build it first (cargo build -p tapo-sim; scripts/test does)",
-            bin.display()
-        );
-        let mut child = Command::new(bin)
-            .args(["--port", "0", "--password-env", "TEST_TAPO_PW"])
-            .args(extra)
-            .env("TEST_TAPO_PW", TAPO_PASSWORD)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn tapo-sim");
-        let stdin = child.stdin.take().unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let port = first
-            .split("rtsp://127.0.0.1:")
-            .nth(1)
-            .and_then(|s| s.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("tapo-sim did not start: {first:?}"));
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let l2 = lines.clone();
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                l2.lock().unwrap().push(line);
-            }
-        });
-        Tapo {
-            child,
-            stdin,
-            lines,
-            port,
-        }
-    }
-
-    fn uri(&self, password: &str) -> String {
-        format!(
-            "rtsp://admin:{}@127.0.0.1:{}/stream2",
-            password.replace('!', "%21"),
-            self.port
-        )
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    fn freeze(&self) {
-        self.signal(libc::SIGSTOP);
-    }
-
-    fn thaw(&self) {
-        self.signal(libc::SIGCONT);
-    }
-
-    fn command(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    /// `stats` from the simulator: (video frames, connections, keep-alives).
-    fn stats(&mut self) -> (u64, u64, u64) {
-        self.command("stats");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let found = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .find(|l| l.contains("stats video_frames="))
-                .cloned();
-            if let Some(l) = found {
-                let num = |k: &str| -> u64 {
-                    l.split(&format!("{k}="))
-                        .nth(1)
-                        .and_then(|s| s.split_whitespace().next())
-                        .and_then(|s| s.parse().ok())
-                        .unwrap()
-                };
-                let r = (num("video_frames"), num("connections"), num("keepalives"));
-                self.lines.lock().unwrap().clear();
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("tapo-sim did not answer stats");
-    }
-}
-
-impl Drop for Tapo {
-    fn drop(&mut self) {
-        self.thaw();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn tapo(extra: &[&str]) -> Tapo {
+    Tapo::start(&target_dir().join("tapo-sim"), TAPO_PASSWORD, extra)
 }
 
 #[derive(Clone, Debug)]
@@ -362,7 +255,7 @@ fn streams_tapo_with_every_firmware_quirk() {
     // sprop-parameter-sets=(null),(null), an extra m=application track that cannot be
     // set up, and keep-alives answered with 400 and the previous CSeq (every ~3 s with
     // a 4 s session timeout; rtspsrc sends them over UDP, TCP needs none).
-    let mut tapo = Tapo::start(&["--quirks", "all", "--session-timeout", "4"]);
+    let mut tapo = tapo(&["--quirks", "all", "--session-timeout", "4"]);
     let r = run(&tapo.uri(TAPO_PASSWORD), &[("stall-timeout", &3u32)]);
     assert!(
         r.wait(Duration::from_secs(20), |g| g.video.len() >= 150
@@ -435,7 +328,7 @@ fn streams_tapo_with_every_firmware_quirk() {
 
 #[test]
 fn freeze_is_detected_and_thaw_resumes() {
-    let tapo = Tapo::start(&[]);
+    let tapo = tapo(&[]);
     let stall = 2u32;
     let r = run(&tapo.uri(TAPO_PASSWORD), &[("stall-timeout", &stall)]);
     assert!(r.wait(Duration::from_secs(20), |g| g.video.len() >= 30));
@@ -497,7 +390,7 @@ fn freeze_is_detected_and_thaw_resumes() {
 
 #[test]
 fn camera_restart_is_survived() {
-    let mut tapo = Tapo::start(&[]);
+    let mut tapo = tapo(&[]);
     let r = run(&tapo.uri(TAPO_PASSWORD), &[("stall-timeout", &3u32)]);
     assert!(r.wait(Duration::from_secs(20), |g| g.video.len() >= 30));
     tapo.command("restart 2000");
@@ -522,7 +415,7 @@ fn camera_restart_is_survived() {
 
 #[test]
 fn wrong_password_is_an_authentication_error() {
-    let mut tapo = Tapo::start(&[]);
+    let mut tapo = tapo(&[]);
     let started = Instant::now();
     let r = run(&tapo.uri("not-the-password"), &[]);
     assert!(
@@ -548,7 +441,7 @@ fn wrong_password_is_an_authentication_error() {
 
 #[test]
 fn wrong_path_is_not_found() {
-    let tapo = Tapo::start(&[]);
+    let tapo = tapo(&[]);
     let uri = tapo.uri(TAPO_PASSWORD).replace("/stream2", "/stream9");
     let r = run(&uri, &[]);
     assert!(r.wait(Duration::from_secs(10), |g| !g.errors.is_empty()));
@@ -560,7 +453,7 @@ fn wrong_path_is_not_found() {
 /// The camera's third concurrent session is refused (503); camsrc opens one per stream.
 #[test]
 fn third_session_is_refused_by_the_camera() {
-    let tapo = Tapo::start(&[]);
+    let tapo = tapo(&[]);
     let a = run(&tapo.uri(TAPO_PASSWORD), &[]);
     let b = run(
         &tapo.uri(TAPO_PASSWORD).replace("/stream2", "/stream1"),
@@ -654,7 +547,7 @@ fn tutk_without_tutksrc_is_a_clear_error() {
 
 #[test]
 fn latency_and_uri_queries() {
-    let tapo = Tapo::start(&[]);
+    let tapo = tapo(&[]);
     let r = run(&tapo.uri(TAPO_PASSWORD), &[("latency", &300u32)]);
     assert!(r.wait(Duration::from_secs(20), |g| g.video.len() >= 5));
     let pad = r.src.static_pad("video").unwrap();
@@ -718,7 +611,7 @@ fn read_segment_pts(path: &std::path::Path) -> Vec<(u64, bool)> {
 #[test]
 fn splitmuxsink_keeps_recording_through_three_restarts() {
     init();
-    let mut tapo = Tapo::start(&[]);
+    let mut tapo = tapo(&[]);
     let dir = std::env::temp_dir().join(format!("camsrc-split-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -853,11 +746,11 @@ fn launch_log(uri: &str, env_password: &str, secs: u32) -> String {
 #[test]
 fn credentials_never_logged_at_debug_level_7() {
     init();
-    let tapo = Tapo::start(&[]);
+    let tapo = tapo(&[]);
     let uri = format!("rtsp://admin@127.0.0.1:{}/stream2", tapo.port);
     // Streams, stalls (frozen camera), restarts, and comes back: all logged at *:7.
     let t = std::thread::spawn({
-        let pid = tapo.child.id() as i32;
+        let pid = tapo.pid() as i32;
         move || {
             std::thread::sleep(Duration::from_secs(5));
             unsafe { libc::kill(pid, libc::SIGSTOP) };

@@ -2,9 +2,8 @@
 //! process) into segments on disk, read back with real demuxers and decoders.
 
 use gst::prelude::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -25,48 +24,10 @@ fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-struct Tapo {
-    child: Child,
-    port: u16,
-}
+type Tapo = tapo_sim::process::TapoProcess;
 
-impl Tapo {
-    fn start() -> Tapo {
-        let bin = target_dir().join("tapo-sim");
-        assert!(
-            bin.exists(),
-            "build tapo-sim first (cargo build -p tapo-sim)"
-        );
-        let mut child = Command::new(bin)
-            .args(["--port", "0", "--password-env", "RR_PW"])
-            .env("RR_PW", "pw")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .split("127.0.0.1:")
-            .nth(1)
-            .and_then(|s| s.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap();
-        Tapo { child, port }
-    }
-
-    fn uri(&self) -> String {
-        format!("rtsp://admin:pw@127.0.0.1:{}/stream2", self.port)
-    }
-}
-
-impl Drop for Tapo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn tapo() -> Tapo {
+    Tapo::start(&target_dir().join("tapo-sim"), "pw", &[])
 }
 
 fn temp(name: &str) -> PathBuf {
@@ -134,12 +95,12 @@ fn frames(path: &Path) -> Vec<(u64, bool)> {
 #[test]
 fn segments_are_named_announced_complete_and_pruned() {
     init();
-    let tapo = Tapo::start();
+    let tapo = tapo();
     let dir = temp("segments");
     let loc = dir.join("front");
     let desc = format!(
         "camsrc name=c uri={} ! ringrecorder name=r location={} format=mkv max-size-time=2s max-files=3 c.audio ! r.audio",
-        tapo.uri(),
+        tapo.uri("pw"),
         loc.display()
     );
     let pipeline = gst::parse::launch(&desc)
@@ -244,12 +205,12 @@ fn segments_are_named_announced_complete_and_pruned() {
 #[test]
 fn no_frame_lost_or_duplicated_at_boundaries() {
     init();
-    let tapo = Tapo::start();
+    let tapo = tapo();
     let dir = temp("frames");
     let loc = dir.join("cam");
     let desc = format!(
         "camsrc name=c uri={} audio=false ! ringrecorder location={} max-size-time=2s",
-        tapo.uri(),
+        tapo.uri("pw"),
         loc.display()
     );
     let pipeline = gst::parse::launch(&desc)
@@ -301,7 +262,7 @@ fn no_frame_lost_or_duplicated_at_boundaries() {
 #[test]
 fn kill_9_leaves_only_playable_files() {
     init();
-    let tapo = Tapo::start();
+    let tapo = tapo();
     let dir = temp("kill9");
     let loc = dir.join("door");
     let plugin_dir = target_dir();
@@ -314,7 +275,7 @@ fn kill_9_leaves_only_playable_files() {
         .arg(script)
         .arg(&plugin_dir)
         .args(["gst-launch-1.0", "camsrc", "audio=false"])
-        .arg(format!("uri={}", tapo.uri()))
+        .arg(format!("uri={}", tapo.uri("pw")))
         .args(["!", "ringrecorder", "max-size-time=3s"])
         .arg(format!("location={}", loc.display()))
         .stdout(Stdio::null())

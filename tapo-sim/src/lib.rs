@@ -15,6 +15,7 @@
 //! Video is a clip encoded once by x264enc and looped at real-time pace (encoding
 //! 1080p live would eat a core of this two-core machine); audio is a live A-law tone.
 
+pub mod process;
 mod quirks;
 
 use gst::glib;

@@ -1,0 +1,126 @@
+//! The simulator as a separate process, for tests and benchmarks.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The simulated Tapo camera as its own process (so tests can freeze it with SIGSTOP),
+/// killed on drop.
+pub struct TapoProcess {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Arc<Mutex<Vec<String>>>,
+    pub port: u16,
+}
+
+impl TapoProcess {
+    /// Start `bin` (the `tapo-sim` binary) on a free port with `password`.
+    pub fn start(bin: &Path, password: &str, extra: &[&str]) -> TapoProcess {
+        assert!(
+            bin.exists(),
+            "no {}: build it first (cargo build -p tapo-sim; scripts/test does)",
+            bin.display()
+        );
+        let mut child = Command::new(bin)
+            .args(["--port", "0", "--password-env", "TAPO_PROCESS_PW"])
+            .args(extra)
+            .env("TAPO_PROCESS_PW", password)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn tapo-sim");
+        let stdin = child.stdin.take().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        let port = first
+            .split("rtsp://127.0.0.1:")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("tapo-sim did not start: {first:?}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                l2.lock().unwrap().push(line);
+            }
+        });
+        TapoProcess {
+            child,
+            stdin,
+            lines,
+            port,
+        }
+    }
+
+    /// `rtsp://admin:<password>@127.0.0.1:<port>/stream2`.
+    pub fn uri(&self, password: &str) -> String {
+        format!(
+            "rtsp://admin:{}@127.0.0.1:{}/stream2",
+            password.replace('!', "%21"),
+            self.port
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    pub fn command(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// `stats` from the simulator: (video frames, connections, keep-alives).
+    pub fn stats(&mut self) -> (u64, u64, u64) {
+        self.command("stats");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let found = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|l| l.contains("stats video_frames="))
+                .cloned();
+            if let Some(l) = found {
+                let num = |k: &str| -> u64 {
+                    l.split(&format!("{k}="))
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().next())
+                        .and_then(|s| s.parse().ok())
+                        .unwrap()
+                };
+                let r = (num("video_frames"), num("connections"), num("keepalives"));
+                self.lines.lock().unwrap().clear();
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("tapo-sim did not answer stats");
+    }
+}
+
+impl Drop for TapoProcess {
+    fn drop(&mut self) {
+        self.thaw();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
