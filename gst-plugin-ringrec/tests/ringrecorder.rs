@@ -107,21 +107,6 @@ fn segments_are_named_announced_complete_and_pruned() {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
-    // Count what camsrc hands to the recorder.
-    let sent = Arc::new(AtomicU64::new(0));
-    let s2 = sent.clone();
-    pipeline
-        .by_name("c")
-        .unwrap()
-        .connect_pad_added(move |_, pad| {
-            if pad.name() == "video" {
-                let s3 = s2.clone();
-                pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                    s3.fetch_add(1, Ordering::SeqCst);
-                    gst::PadProbeReturn::Ok
-                });
-            }
-        });
     let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut announced = Vec::new();

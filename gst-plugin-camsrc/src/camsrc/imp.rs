@@ -696,8 +696,11 @@ impl CamSrc {
             match ended {
                 Ended::Stop => break,
                 Ended::Fatal(kind, msg) => {
-                    self.stats.lock().unwrap().last_error = msg.clone();
-                    self.stats.lock().unwrap().state = "offline";
+                    {
+                        let mut st = self.stats.lock().unwrap();
+                        st.last_error = msg.clone();
+                        st.state = "offline";
+                    }
                     gst::element_imp_error!(self, kind, ("{msg}"), ["camera {redacted}"]);
                     break;
                 }

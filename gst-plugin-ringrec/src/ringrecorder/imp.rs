@@ -72,23 +72,15 @@ impl Settings {
     }
 }
 
-#[derive(Default)]
-struct State {
-    /// The segment being written, and when it was opened (wall clock).
-    current: Option<(PathBuf, SystemTime)>,
-    segments_closed: u64,
-    deleted: u64,
-}
-
 pub struct RingRecorder {
     settings: Mutex<Settings>,
-    state: Mutex<State>,
+    /// The segment being written: retention never deletes it.
+    current: Mutex<Option<PathBuf>>,
     splitmux: gst::Element,
     video_sink: gst::GhostPad,
     video_queue: Mutex<Option<gst::Element>>,
     /// The audio branch's last element, linked to splitmuxsink at start.
     audio_tail: Mutex<Option<gst::Element>>,
-    audio_count: Mutex<u32>,
 }
 
 #[glib::object_subclass]
@@ -104,7 +96,7 @@ impl ObjectSubclass for RingRecorder {
             .build();
         RingRecorder {
             settings: Mutex::new(Settings::default()),
-            state: Mutex::new(State::default()),
+            current: Mutex::new(None),
             splitmux: gst::ElementFactory::make("splitmuxsink")
                 .name("splitmux")
                 .build()
@@ -112,7 +104,6 @@ impl ObjectSubclass for RingRecorder {
             video_sink,
             video_queue: Mutex::new(None),
             audio_tail: Mutex::new(None),
-            audio_count: Mutex::new(0),
         }
     }
 }
@@ -314,8 +305,7 @@ impl ElementImpl for RingRecorder {
         _name: Option<&str>,
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
-        let mut n = self.audio_count.lock().unwrap();
-        if *n > 0 {
+        if self.audio_tail.lock().unwrap().is_some() {
             gst::warning!(CAT, imp = self, "only one audio stream is recorded");
             return None;
         }
@@ -379,7 +369,6 @@ impl ElementImpl for RingRecorder {
         ghost.set_target(Some(&bin.static_pad("sink")?)).ok()?;
         ghost.set_active(true).ok()?;
         obj.add_pad(&ghost).ok()?;
-        *n += 1;
         Some(ghost.upcast())
     }
 
@@ -449,7 +438,7 @@ impl RingRecorder {
         self.splitmux
             .set_property("max-size-time", s.max_size_time.as_nanos() as u64);
         self.link_muxer(&s.format)?;
-        *self.state.lock().unwrap() = State::default();
+        *self.current.lock().unwrap() = None;
         gst::info!(
             CAT,
             imp = self,
@@ -526,7 +515,7 @@ impl RingRecorder {
             }
         }
         gst::debug!(CAT, imp = self, "new segment {}", path.display());
-        self.state.lock().unwrap().current = Some((path.clone(), now));
+        *self.current.lock().unwrap() = Some(path.clone());
         path.to_string_lossy().into_owned()
     }
 
@@ -542,11 +531,7 @@ impl RingRecorder {
             .file_name()
             .and_then(|n| store::start_of(&camera, &n.to_string_lossy()))
             .unwrap_or(0);
-        let current = {
-            let mut st = self.state.lock().unwrap();
-            st.segments_closed += 1;
-            st.current.as_ref().map(|(p, _)| p.clone())
-        };
+        let current = self.current.lock().unwrap().clone();
         let now = SystemTime::now();
         let end = now
             .duration_since(UNIX_EPOCH)
@@ -589,7 +574,6 @@ impl RingRecorder {
             match std::fs::remove_file(&p) {
                 Ok(()) => {
                     gst::info!(CAT, imp = self, "retention: deleted {}", p.display());
-                    self.state.lock().unwrap().deleted += 1;
                     if let Some(dir) = p.parent() {
                         // Only removes the day folder once it is empty.
                         let _ = std::fs::remove_dir(dir);
