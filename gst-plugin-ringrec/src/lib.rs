@@ -1,5 +1,6 @@
 //! GStreamer plugin `ringrec`: the `ringrecorder` element.
 
+pub mod h264;
 mod ringrecorder;
 pub mod store;
 

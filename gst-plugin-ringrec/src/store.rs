@@ -122,7 +122,7 @@ pub fn new_segment_path(location: &Path, camera: &str, ext: &str, t: SystemTime)
     let dir = location.join(day);
     let mut p = dir.join(format!("{stem}.{ext}"));
     let mut n = 1;
-    while p.exists() {
+    while p.exists() || partial_path(&p).exists() {
         p = dir.join(format!("{stem}-{n}.{ext}"));
         n += 1;
     }
@@ -279,10 +279,87 @@ fn mp4_boxes(f: &mut std::fs::File, len: u64) -> std::io::Result<(Vec<BoxInfo>, 
     Ok((boxes, pos))
 }
 
+/// A segment is written under this suffix until it holds something playable (a
+/// complete MP4 fragment, or a Matroska cluster with its first frame), then renamed:
+/// a crash never leaves an unplayable `.mp4`/`.mkv` behind.
+pub const PARTIAL: &str = ".partial";
+
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(PARTIAL);
+    PathBuf::from(s)
+}
+
+fn is_mp4(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(".mp4") || name.ends_with(".mp4.partial")
+}
+
+/// Whether a segment being written already holds something playable: for MP4 the
+/// `moov` and one complete `moof`+`mdat`; for Matroska a cluster followed by at least
+/// `min_frame` bytes (the size of its first frame).
+pub fn has_media(path: &Path, min_frame: u64) -> std::io::Result<bool> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if is_mp4(path) {
+        let (boxes, _) = mp4_boxes(&mut f, len)?;
+        let moov = boxes.iter().any(|(k, _, _)| k == b"moov");
+        let fragment = boxes
+            .windows(2)
+            .any(|w| &w[0].0 == b"moof" && &w[1].0 == b"mdat");
+        return Ok(moov && fragment);
+    }
+    // Matroska: the header is small; the first cluster starts within the first KiBs.
+    let mut head = vec![0u8; len.min(256 * 1024) as usize];
+    f.read_exact(&mut head)?;
+    const CLUSTER: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
+    Ok(head
+        .windows(4)
+        .position(|w| w == CLUSTER)
+        .is_some_and(|pos| len >= pos as u64 + 16 + min_frame))
+}
+
+/// A `.partial` segment left by a crash: made playable and given its final name, or
+/// removed when it holds nothing playable. Returns the final path if kept.
+pub fn finish_partial(partial: &Path) -> std::io::Result<Option<PathBuf>> {
+    let Some(name) = partial.to_str().and_then(|p| p.strip_suffix(PARTIAL)) else {
+        return Ok(None);
+    };
+    let final_path = PathBuf::from(name);
+    if is_mp4(partial) && repair(partial)? == Repair::Removed {
+        return Ok(None);
+    }
+    if has_media(partial, 1)? && !final_path.exists() {
+        std::fs::rename(partial, &final_path)?;
+        return Ok(Some(final_path));
+    }
+    std::fs::remove_file(partial)?;
+    Ok(None)
+}
+
+/// `.partial` segments of `camera` under `location` (left by a crash).
+pub fn scan_partial(location: &Path, camera: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for day in std::fs::read_dir(location).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.ends_with(PARTIAL) && start_of(camera, &name).is_some() {
+                out.push(f.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Make a segment left by a crash playable: a fragmented MP4 is cut back to its last
 /// complete box, and removed when no complete fragment (`moof` + `mdat`) remains.
 pub fn repair(path: &Path) -> std::io::Result<Repair> {
-    if path.extension().and_then(|e| e.to_str()) != Some("mp4") {
+    if !is_mp4(path) {
         return Ok(Repair::Skipped);
     }
     let mut f = std::fs::OpenOptions::new()

@@ -1,25 +1,32 @@
 //! The `ringrecorder` bin:
 //!
 //! ```text
-//! video ─▶ h264parse ─▶ queue ─▶ ┐
-//!                                 splitmuxsink (mp4mux fragment-duration=1000 | matroskamux)
-//! audio ─▶ [to AAC for MP4] ─▶ queue ─▶ ┘
+//! video ─▶ h264parse ─▶ appsink ─┐  key frame after max-size-time, or new caps:
+//!                                ├▶ close the segment, open the next
+//! audio ─────────────▶ appsink ─┘  every frame goes at once into the open segment
 //! ```
 //!
-//! Segment names come from `format-location-full` (camera + UTC start time, never an
-//! existing file); on `splitmuxsink-fragment-closed` the segment is announced and
-//! retention runs. At start the folder is scanned: files a crash left behind are cut
-//! back to their last complete fragment or removed, then retention runs.
+//! Each segment is its own small pipeline (see `writer.rs`): `appsrc ! mp4mux
+//! (fragmented, 1 s) | matroskamux ! filesink`, fed frame by frame, so nothing waits
+//! for a whole GOP before reaching the disk (splitmuxsink holds one). A segment's
+//! timestamps start at 0. A write error (disk full) ends that segment only: a warning
+//! and a `ringrecorder-error` message, then a new segment is tried every 2 s.
+//!
+//! At start the folder is scanned: files a crash left behind are cut back to their
+//! last complete fragment or removed, then retention runs; it runs again after each
+//! closed segment, never touching the segment being written.
 
+use super::writer::{self, Writer};
+use crate::h264;
 use crate::store::{self, Limits, Repair};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "ringrecorder",
         gst::DebugColorFlags::empty(),
@@ -72,16 +79,57 @@ impl Settings {
     }
 }
 
+/// Recording state, shared by the video and audio streaming threads and the writers'
+/// report threads. Never held while waiting for a writer to finish.
+#[derive(Default)]
+struct State {
+    writer: Option<Writer>,
+    video_caps: Option<gst::Caps>,
+    /// From the avcC `codec_data` of the video caps.
+    nal_length_size: usize,
+    audio_caps: Option<gst::Caps>,
+    /// Caps changed: the next key frame starts a new segment.
+    split: bool,
+    /// Video from a key frame, held while the audio caps are awaited (<= AUDIO_WAIT).
+    pending: Vec<gst::Buffer>,
+    /// After a write error, no new segment before this.
+    retry_at: Option<Instant>,
+    /// A write error was reported and recording has not resumed yet.
+    failing: bool,
+    opened_at: Option<Instant>,
+    /// Dropping up to the next key frame (the disk fell behind).
+    dropping: bool,
+    frames: u64,
+    dropped: u64,
+    segments: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+impl State {
+    fn video_caps_codec_data(&self, caps: Option<&gst::Caps>) -> Option<Vec<u8>> {
+        let s = caps?.structure(0)?;
+        let data = s.get::<gst::Buffer>("codec_data").ok()?;
+        let map = data.map_readable().ok()?;
+        Some(map.as_slice().to_vec())
+    }
+}
+
 pub struct RingRecorder {
     settings: Mutex<Settings>,
-    /// The segment being written: retention never deletes it.
-    current: Mutex<Option<PathBuf>>,
-    splitmux: gst::Element,
+    state: Mutex<State>,
     video_sink: gst::GhostPad,
-    video_queue: Mutex<Option<gst::Element>>,
-    /// The audio branch's last element, linked to splitmuxsink at start.
-    audio_tail: Mutex<Option<gst::Element>>,
+    video_appsink: gst_app::AppSink,
+    audio_appsink: Mutex<Option<gst_app::AppSink>>,
 }
+
+/// How long video waits for the audio caps before a segment starts without audio.
+const AUDIO_WAIT: gst::ClockTime = gst::ClockTime::from_seconds(1);
+const MAX_PENDING: usize = 64;
+/// After a write error (disk full), the next attempt at a new segment.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+/// A segment that has been written this long without error means recording resumed.
+const RESUMED_AFTER: Duration = Duration::from_secs(2);
 
 #[glib::object_subclass]
 impl ObjectSubclass for RingRecorder {
@@ -96,52 +144,78 @@ impl ObjectSubclass for RingRecorder {
             .build();
         RingRecorder {
             settings: Mutex::new(Settings::default()),
-            current: Mutex::new(None),
-            splitmux: gst::ElementFactory::make("splitmuxsink")
-                .name("splitmux")
-                .build()
-                .expect("splitmuxsink (gstreamer1.0-plugins-good)"),
+            state: Mutex::new(State::default()),
             video_sink,
-            video_queue: Mutex::new(None),
-            audio_tail: Mutex::new(None),
+            video_appsink: appsink(
+                "video-sink",
+                &gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "avc")
+                    .field("alignment", "au")
+                    .build(),
+            ),
+            audio_appsink: Mutex::new(None),
         }
     }
+}
+
+/// The end of a branch inside the bin: no clock sync, no preroll wait (a live camera,
+/// or an audio pad that never gets data, must not hold the pipeline).
+fn appsink(name: &str, caps: &gst::Caps) -> gst_app::AppSink {
+    gst_app::AppSink::builder()
+        .name(name)
+        .caps(caps)
+        .sync(false)
+        .async_(false)
+        .max_buffers(1)
+        .build()
+}
+
+/// A sample's buffer with its timestamps as running times.
+fn running_time_buffer(sample: &gst::Sample) -> Option<gst::Buffer> {
+    let mut buf = sample.buffer_owned()?;
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?.clone();
+    let pts = segment.to_running_time(buf.pts()?)?;
+    let dts = buf.dts().and_then(|d| segment.to_running_time(d));
+    let b = buf.make_mut();
+    b.set_pts(pts);
+    b.set_dts(dts);
+    Some(buf)
 }
 
 impl ObjectImpl for RingRecorder {
     fn constructed(&self) {
         self.parent_constructed();
         let obj = self.obj();
-        let parse = gst::ElementFactory::make("h264parse").build().unwrap();
-        let queue = gst::ElementFactory::make("queue").build().unwrap();
-        obj.add_many([&parse, &queue, &self.splitmux]).unwrap();
-        parse.link(&queue).unwrap();
-        // Linked to splitmuxsink at start, once the container is known.
-        *self.video_queue.lock().unwrap() = Some(queue);
+        let parse = gst::ElementFactory::make("h264parse")
+            .build()
+            .expect("h264parse (gstreamer1.0-plugins-bad)");
+        obj.add_many([&parse, self.video_appsink.upcast_ref()])
+            .unwrap();
+        parse.link(&self.video_appsink).unwrap();
         self.video_sink
             .set_target(Some(&parse.static_pad("sink").unwrap()))
             .unwrap();
         obj.add_pad(&self.video_sink).unwrap();
-        self.splitmux.set_property("send-keyframe-requests", false);
-        // filesink buffers 64 KiB in the process by default: a kill -9 would lose it.
-        // Unbuffered, each muxer write reaches the kernel, which survives the process.
-        let sink = gst::ElementFactory::make("filesink")
-            .build()
-            .expect("filesink (GStreamer core)");
-        sink.set_property_from_str("buffer-mode", "unbuffered");
-        self.splitmux.set_property("sink", &sink);
         let weak = obj.downgrade();
-        self.splitmux
-            .connect("format-location-full", false, move |args| {
-                let rec = weak.upgrade()?;
-                // splitmuxsink asks once it holds a whole GOP: date the file by its
-                // first frame, not by the time of asking.
-                let first_pts = args
-                    .get(2)
-                    .and_then(|v| v.get::<gst::Sample>().ok())
-                    .and_then(|s| s.buffer().and_then(|b| b.pts()));
-                Some(rec.imp().next_location(first_pts).to_value())
-            });
+        let weak_eos = obj.downgrade();
+        self.video_appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(rec) = weak.upgrade() {
+                        rec.imp().on_video(&sample);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .eos(move |_| {
+                    // Before the bin posts EOS: the last segment is complete on disk
+                    // when the application sees it.
+                    if let Some(rec) = weak_eos.upgrade() {
+                        rec.imp().close_segment();
+                    }
+                })
+                .build(),
+        );
     }
 
     fn properties() -> &'static [glib::ParamSpec] {
@@ -186,6 +260,11 @@ impl ObjectImpl for RingRecorder {
                     .blurb("mp4 (fragmented, 1 s fragments, audio as AAC) or mkv (Matroska, audio as the camera sends it); both stay playable after a crash")
                     .default_value(Some(DEFAULT_FORMAT))
                     .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("frames-recorded, frames-dropped, segments, bytes (closed segments), errors, writing (false while waiting for disk space), current-location")
+                    .read_only()
                     .build(),
             ]
         });
@@ -248,6 +327,10 @@ impl ObjectImpl for RingRecorder {
             "max-age" => format!("{}s", s.limits.max_age.as_secs()).to_value(),
             "max-files" => s.limits.max_files.to_value(),
             "format" => s.format.to_value(),
+            "stats" => {
+                drop(s);
+                self.stats().to_value()
+            }
             _ => unreachable!(),
         }
     }
@@ -305,71 +388,44 @@ impl ElementImpl for RingRecorder {
         _name: Option<&str>,
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
-        if self.audio_tail.lock().unwrap().is_some() {
+        let mut audio = self.audio_appsink.lock().unwrap();
+        if audio.is_some() {
             gst::warning!(CAT, imp = self, "only one audio stream is recorded");
             return None;
         }
-        let mp4 = self.settings.lock().unwrap().format != "mkv";
-        if mp4 {
-            // Not yet: mp4mux (GStreamer 1.22) takes no G.711, and the AAC transcode
-            // branch below still stalls the muxer. Matroska keeps the audio as sent.
-            gst::warning!(
-                CAT,
-                imp = self,
-                "format=mp4 records video only for now; use format=mkv to keep the audio"
-            );
-            return None;
-        }
-        // mp4mux (GStreamer 1.22) takes no G.711: transcode the audio to AAC for MP4.
-        let desc = if mp4 {
-            "decodebin ! audioconvert ! audioresample ! avenc_aac ! aacparse ! queue"
-        } else {
-            "queue"
-        };
-        let bin = gst::parse::bin_from_description(desc, true).ok()?;
+        let sink = appsink("audio-sink", templ.caps());
+        let weak = self.obj().downgrade();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(rec) = weak.upgrade() {
+                        rec.imp().on_audio(&sample);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
         let obj = self.obj();
-        obj.add(&bin).ok()?;
-        bin.sync_state_with_parent().ok()?;
-        *self.audio_tail.lock().unwrap() = Some(bin.clone().upcast());
-        // Already started (a source exposing its pads while playing, as camsrc does
-        // before any data flows): link to splitmuxsink now.
-        let started = self
-            .video_queue
-            .lock()
-            .unwrap()
-            .as_ref()
-            .and_then(|q| q.static_pad("src"))
-            .is_some_and(|p| p.is_linked());
-        if started {
-            let pad = self.splitmux.request_pad_simple("audio_%u")?;
-            bin.static_pad("src")?.link(&pad).ok()?;
-        }
-        // decodebin answers caps queries with EMPTY until it has typefound, which would
-        // refuse every link: answer with what this pad takes.
+        obj.add(&sink).ok()?;
+        sink.sync_state_with_parent().ok()?;
         let ghost = gst::GhostPad::builder_from_template(templ)
             .name("audio")
-            .query_function(|pad, parent, query| {
-                if let gst::QueryViewMut::Caps(q) = query.view_mut() {
-                    let templ = pad.pad_template_caps();
-                    let caps = match q.filter() {
-                        Some(f) => f.intersect_with_mode(&templ, gst::CapsIntersectMode::First),
-                        None => templ,
-                    };
-                    q.set_result(&caps);
-                    return true;
-                }
-                if let gst::QueryViewMut::AcceptCaps(q) = query.view_mut() {
-                    let ok = q.caps().is_subset(&pad.pad_template_caps());
-                    q.set_result(ok);
-                    return true;
-                }
-                gst::Pad::query_default(pad, parent, query)
-            })
             .build();
-        ghost.set_target(Some(&bin.static_pad("sink")?)).ok()?;
+        ghost.set_target(Some(&sink.static_pad("sink")?)).ok()?;
         ghost.set_active(true).ok()?;
         obj.add_pad(&ghost).ok()?;
+        *audio = Some(sink);
         Some(ghost.upcast())
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        let obj = self.obj();
+        let _ = obj.remove_pad(pad);
+        if let Some(sink) = self.audio_appsink.lock().unwrap().take() {
+            let _ = sink.set_state(gst::State::Null);
+            let _ = obj.remove(&sink);
+        }
     }
 
     fn change_state(
@@ -379,22 +435,16 @@ impl ElementImpl for RingRecorder {
         if transition == gst::StateChange::NullToReady {
             self.prepare()?;
         }
-        self.parent_change_state(transition)
+        let ret = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::PausedToReady {
+            self.close_segment();
+            *self.state.lock().unwrap() = State::default();
+        }
+        Ok(ret)
     }
 }
 
-impl BinImpl for RingRecorder {
-    fn handle_message(&self, msg: gst::Message) {
-        if let gst::MessageView::Element(e) = msg.view() {
-            if let Some(s) = e.structure() {
-                if s.name() == "splitmuxsink-fragment-closed" {
-                    self.segment_closed(s);
-                }
-            }
-        }
-        self.parent_handle_message(msg)
-    }
-}
+impl BinImpl for RingRecorder {}
 
 impl RingRecorder {
     /// Create the folder, repair what a crash left, apply retention, set up splitmuxsink.
@@ -420,6 +470,19 @@ impl RingRecorder {
             return Err(gst::StateChangeError);
         }
         let camera = s.camera();
+        for partial in store::scan_partial(&location, &camera) {
+            match store::finish_partial(&partial) {
+                Ok(kept) => gst::warning!(
+                    CAT,
+                    imp = self,
+                    "{}: left by a crash: {}",
+                    partial.display(),
+                    kept.map(|p| format!("kept as {}", p.display()))
+                        .unwrap_or_else(|| "nothing playable, removed".into())
+                ),
+                Err(e) => gst::warning!(CAT, imp = self, "{}: {e}", partial.display()),
+            }
+        }
         for seg in store::scan(&location, &camera) {
             match store::repair(&seg.path) {
                 Ok(Repair::Intact) | Ok(Repair::Skipped) => {}
@@ -435,10 +498,7 @@ impl RingRecorder {
             }
         }
         self.prune(&location, &camera, s.limits, None);
-        self.splitmux
-            .set_property("max-size-time", s.max_size_time.as_nanos() as u64);
-        self.link_muxer(&s.format)?;
-        *self.current.lock().unwrap() = None;
+        *self.state.lock().unwrap() = State::default();
         gst::info!(
             CAT,
             imp = self,
@@ -450,118 +510,340 @@ impl RingRecorder {
         Ok(())
     }
 
-    /// Choose the container and link the branches to splitmuxsink (first start only).
-    fn link_muxer(&self, format: &str) -> Result<(), gst::StateChangeError> {
-        let Some(queue) = self.video_queue.lock().unwrap().clone() else {
-            return Ok(());
-        };
-        if queue.static_pad("src").is_some_and(|p| p.is_linked()) {
-            return Ok(());
-        }
-        self.set_muxer(format);
-        let fail = |what: &str| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("Cannot link the {what} branch to splitmuxsink for {format}")
-            );
-            gst::StateChangeError
-        };
-        queue
-            .link_pads(Some("src"), &self.splitmux, Some("video"))
-            .map_err(|_| fail("video"))?;
-        if let Some(tail) = self.audio_tail.lock().unwrap().clone() {
-            let pad = self
-                .splitmux
-                .request_pad_simple("audio_%u")
-                .ok_or_else(|| fail("audio"))?;
-            tail.static_pad("src")
-                .ok_or_else(|| fail("audio"))?
-                .link(&pad)
-                .map_err(|_| fail("audio"))?;
-        }
-        Ok(())
+    fn audio_expected(&self) -> bool {
+        self.audio_appsink.lock().unwrap().is_some()
     }
 
-    fn set_muxer(&self, format: &str) {
-        let mux = if format == "mkv" {
-            gst::ElementFactory::make("matroskamux").build()
-        } else {
-            // Fragmented MP4: a moof every second, so a crash loses at most ~1 s.
-            gst::ElementFactory::make("mp4mux")
-                .property("fragment-duration", 1000u32)
-                .build()
+    /// A video frame (one access unit) from h264parse.
+    fn on_video(&self, sample: &gst::Sample) {
+        let Some(buf) = running_time_buffer(sample) else {
+            gst::debug!(CAT, imp = self, "frame without timestamp dropped");
+            return;
         };
-        match mux {
-            Ok(m) => self.splitmux.set_property("muxer", &m),
-            Err(_) => gst::error!(CAT, imp = self, "no muxer for {format}"),
+        let Some(rt) = buf.pts() else { return };
+        let max_size_time = self.settings.lock().unwrap().max_size_time;
+        let max_size_time = gst::ClockTime::from_nseconds(max_size_time.as_nanos() as u64);
+        let audio_expected = self.audio_expected();
+        let mut st = self.state.lock().unwrap();
+        let caps = sample.caps_owned();
+        if caps.is_some() && caps != st.video_caps {
+            // New SPS/PPS (a camera restart with other settings): new file.
+            st.split |= st.writer.is_some();
+            st.nal_length_size = st
+                .video_caps_codec_data(caps.as_ref())
+                .map(|d| h264::nal_length_size(&d))
+                .unwrap_or(4);
+            st.video_caps = caps;
+        }
+        // Segments start at IDR frames: h264parse also flags non-IDR I frames as key.
+        let key = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT)
+            && buf
+                .map_readable()
+                .is_ok_and(|m| h264::has_idr(&m, st.nal_length_size));
+        if st.writer.as_ref().is_some_and(|w| w.failed()) {
+            // Its thread reports the error; try a new segment a little later.
+            st.writer = None;
+            st.retry_at = Some(Instant::now() + RETRY_DELAY);
+        }
+        let due = match &st.writer {
+            None => true,
+            Some(w) => st.split || w.elapsed(rt) >= max_size_time,
+        };
+        if due && key {
+            // Close the current segment (it finishes on its own thread) and start the
+            // next one with this key frame.
+            st.writer = None;
+            st.split = false;
+            st.dropping = false;
+            if st.retry_at.is_some_and(|t| Instant::now() < t) {
+                st.dropped += 1;
+                return;
+            }
+            st.pending.clear();
+            st.pending.push(buf);
+            if !audio_expected || st.audio_caps.is_some() {
+                self.open_segment(&mut st);
+            }
+            return;
+        }
+        if st.writer.is_none() {
+            if st.pending.is_empty() {
+                // Waiting for the first key frame.
+                st.dropped += 1;
+                return;
+            }
+            let waited = rt.saturating_sub(st.pending[0].pts().unwrap_or(rt));
+            st.pending.push(buf);
+            if waited >= AUDIO_WAIT || st.pending.len() >= MAX_PENDING {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "no audio caps yet: segment starts with video only"
+                );
+                self.open_segment(&mut st);
+            }
+            return;
+        }
+        if st.split && !key {
+            // New caps but no key frame yet: the old segment cannot take these frames.
+            st.dropped += 1;
+            return;
+        }
+        let queued = st.writer.as_ref().map(|w| w.queued_bytes()).unwrap_or(0);
+        if (st.dropping && !key) || queued > writer::MAX_QUEUED_BYTES {
+            if !st.dropping {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "the disk is not keeping up ({queued} bytes queued): dropping frames up to the next key frame"
+                );
+            }
+            st.dropping = true;
+            st.dropped += 1;
+            return;
+        }
+        st.dropping = false;
+        st.frames += 1;
+        if let Some(w) = st.writer.as_mut() {
+            w.push_video(buf);
+        }
+        if st.failing && st.opened_at.is_some_and(|t| t.elapsed() >= RESUMED_AFTER) {
+            st.failing = false;
+            let path = st.writer.as_ref().map(|w| w.path.clone());
+            drop(st);
+            self.resumed(path);
         }
     }
 
-    /// splitmuxsink asks for the next file name.
-    fn next_location(&self, first_pts: Option<gst::ClockTime>) -> String {
+    fn on_audio(&self, sample: &gst::Sample) {
+        let Some(buf) = running_time_buffer(sample) else {
+            return;
+        };
+        let mut st = self.state.lock().unwrap();
+        let caps = sample.caps_owned();
+        if caps.is_some() && caps != st.audio_caps {
+            st.split |= st.writer.as_ref().is_some_and(|w| w.has_audio());
+            st.audio_caps = caps;
+        }
+        if st.writer.is_none() && !st.pending.is_empty() {
+            // The video waited for these caps.
+            self.open_segment(&mut st);
+        }
+        let split = st.split;
+        if let Some(w) = st.writer.as_mut().filter(|_| !split) {
+            w.push_audio(buf);
+        }
+    }
+
+    /// Start a segment with the held frames (the first is a key frame).
+    fn open_segment(&self, st: &mut State) {
+        let pending = std::mem::take(&mut st.pending);
+        let (Some(first), Some(video_caps)) = (pending.first(), st.video_caps.clone()) else {
+            return;
+        };
+        let start = first.pts().unwrap_or(gst::ClockTime::ZERO);
         let s = self.settings.lock().unwrap().clone();
         let location = s.location.clone().unwrap_or_else(|| PathBuf::from("."));
-        // PTS are running times upstream (live sources, segment from 0).
-        let lag = match (first_pts, self.obj().current_running_time()) {
-            (Some(pts), Some(now)) if now > pts => Duration::from_nanos((now - pts).nseconds()),
+        // Date the file by its first frame: now minus how long ago that frame ran.
+        let lag = match self.obj().current_running_time() {
+            Some(now) if now > start => Duration::from_nanos((now - start).nseconds()),
             _ => Duration::ZERO,
         };
-        let now = SystemTime::now() - lag;
-        let path = store::new_segment_path(&location, &s.camera(), s.ext(), now);
+        let started = SystemTime::now() - lag;
+        let path = store::new_segment_path(&location, &s.camera(), s.ext(), started);
         if let Some(dir) = path.parent() {
             if let Err(e) = std::fs::create_dir_all(dir) {
                 gst::warning!(CAT, imp = self, "cannot create {}: {e}", dir.display());
             }
         }
-        gst::debug!(CAT, imp = self, "new segment {}", path.display());
-        *self.current.lock().unwrap() = Some(path.clone());
-        path.to_string_lossy().into_owned()
+        let audio_caps = if self.audio_expected() {
+            st.audio_caps.clone()
+        } else {
+            None
+        };
+        let weak = self.obj().downgrade();
+        let opened = Writer::open(
+            path.clone(),
+            &s.format,
+            start,
+            started,
+            &video_caps,
+            audio_caps.as_ref(),
+            move |report| {
+                if let Some(rec) = weak.upgrade() {
+                    rec.imp().segment_ended(report);
+                }
+            },
+        );
+        match opened {
+            Ok(mut w) => {
+                gst::debug!(CAT, imp = self, "new segment {}", path.display());
+                if audio_caps.is_some() && !w.has_audio() {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "{} cannot hold {:?}: recording video only",
+                        s.format,
+                        audio_caps
+                    );
+                }
+                st.frames += pending.len() as u64;
+                for b in pending {
+                    w.push_video(b);
+                }
+                st.writer = Some(w);
+                st.opened_at = Some(Instant::now());
+            }
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Cannot record into {}: {e}", path.display())
+                );
+                st.retry_at = Some(Instant::now() + RETRY_DELAY);
+            }
+        }
     }
 
-    fn segment_closed(&self, s: &gst::StructureRef) {
-        let Ok(location) = s.get::<&str>("location") else {
-            return;
+    /// Close the segment being written and wait until it is on disk (EOS, stop).
+    fn close_segment(&self) {
+        let writer = {
+            let mut st = self.state.lock().unwrap();
+            if st.writer.is_none() && !st.pending.is_empty() {
+                self.open_segment(&mut st);
+            }
+            st.writer.take()
         };
-        let path = PathBuf::from(location);
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if let Some(w) = writer {
+            w.finish_and_wait();
+        }
+    }
+
+    /// On a writer's thread: the segment is complete, or was cut short by an error.
+    fn segment_ended(&self, r: writer::Report) {
         let settings = self.settings.lock().unwrap().clone();
         let camera = settings.camera();
-        let start = path
-            .file_name()
-            .and_then(|n| store::start_of(&camera, &n.to_string_lossy()))
-            .unwrap_or(0);
-        let current = self.current.lock().unwrap().clone();
-        let now = SystemTime::now();
-        let end = now
+        let start = r
+            .started
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            .as_secs_f64();
-        let duration = (end - start as f64).max(0.0);
-        gst::info!(
-            CAT,
-            imp = self,
-            "segment closed: {} ({bytes} bytes, ~{duration:.1} s)",
-            path.display()
-        );
+            .as_secs();
+        let (first_error, current) = {
+            let mut st = self.state.lock().unwrap();
+            st.segments += u64::from(r.bytes > 0);
+            st.bytes += r.bytes;
+            let first = r.error.is_some() && !st.failing;
+            if r.error.is_some() {
+                st.failing = true;
+                st.errors += 1;
+            }
+            (first, st.writer.as_ref().map(|w| w.path.clone()))
+        };
+        if let Some((err, debug)) = &r.error {
+            let no_space = err.matches(gst::ResourceError::NoSpaceLeft);
+            if first_error {
+                // A warning, not an error: recording goes on as soon as it can.
+                let domain = if no_space {
+                    gst::ResourceError::NoSpaceLeft
+                } else {
+                    gst::ResourceError::Write
+                };
+                gst::element_imp_warning!(
+                    self,
+                    domain,
+                    (
+                        "Cannot write {}: {}; earlier segments are kept, recording resumes when writing works again",
+                        r.path.display(),
+                        err.message()
+                    ),
+                    ["{debug}"]
+                );
+            }
+            gst::warning!(
+                CAT,
+                imp = self,
+                "{}: {err} ({:?})",
+                r.path.display(),
+                r.repair
+            );
+            let _ = self.obj().post_message(
+                gst::message::Element::builder(
+                    gst::Structure::builder("ringrecorder-error")
+                        .field("path", r.path.to_string_lossy().as_ref())
+                        .field("error", err.message())
+                        .field("no-space", no_space)
+                        .field("kept-bytes", r.bytes)
+                        .build(),
+                )
+                .src(&*self.obj())
+                .build(),
+            );
+        }
+        if r.bytes > 0 {
+            let duration = r.duration.nseconds() as f64 / 1e9;
+            gst::info!(
+                CAT,
+                imp = self,
+                "segment closed: {} ({} bytes, {} frames, {duration:.2} s)",
+                r.path.display(),
+                r.bytes,
+                r.frames
+            );
+            let _ = self.obj().post_message(
+                gst::message::Element::builder(
+                    gst::Structure::builder("ringrecorder-segment")
+                        .field("path", r.path.to_string_lossy().as_ref())
+                        .field("camera", &camera)
+                        .field("start", start)
+                        .field("duration", duration)
+                        .field("bytes", r.bytes)
+                        .field("frames", r.frames)
+                        .field("complete", r.error.is_none())
+                        .build(),
+                )
+                .src(&*self.obj())
+                .build(),
+            );
+        }
+        if let Some(loc) = settings.location {
+            self.prune(&loc, &camera, settings.limits, current.as_deref());
+        }
+    }
+
+    fn resumed(&self, path: Option<PathBuf>) {
+        gst::info!(CAT, imp = self, "writing again: {path:?}");
         let _ = self.obj().post_message(
             gst::message::Element::builder(
-                gst::Structure::builder("ringrecorder-segment")
-                    .field("path", location)
-                    .field("camera", &camera)
-                    .field("start", start)
-                    .field("duration", duration)
-                    .field("bytes", bytes)
+                gst::Structure::builder("ringrecorder-resumed")
+                    .field(
+                        "path",
+                        path.map(|p| p.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    )
                     .build(),
             )
             .src(&*self.obj())
             .build(),
         );
-        if let Some(loc) = settings.location {
-            // The file being written is the next one, never the one just closed.
-            let keep = current.filter(|c| c != &path);
-            self.prune(&loc, &camera, settings.limits, keep.as_deref());
-        }
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let st = self.state.lock().unwrap();
+        gst::Structure::builder("ringrecorder-stats")
+            .field("frames-recorded", st.frames)
+            .field("frames-dropped", st.dropped)
+            .field("segments", st.segments)
+            .field("bytes", st.bytes)
+            .field("errors", st.errors)
+            .field("writing", !st.failing)
+            .field(
+                "current-location",
+                st.writer
+                    .as_ref()
+                    .map(|w| w.path.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+            .build()
     }
 
     fn prune(&self, location: &Path, camera: &str, limits: Limits, keep: Option<&Path>) {
