@@ -379,3 +379,303 @@ fn kill_9_leaves_only_playable_files() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Plays `desc` until `secs` have passed, handing every bus message and the elapsed
+/// time to `f` (which may act on the camera); then EOS. Returns the error messages.
+fn run(desc: &str, secs: u64, mut f: impl FnMut(Duration, Option<&gst::Message>)) -> Vec<String> {
+    let pipeline = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let started = Instant::now();
+    let mut errors = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        let m = bus.timed_pop(gst::ClockTime::from_mseconds(50));
+        if let Some(gst::MessageView::Error(e)) = m.as_ref().map(|m| m.view()) {
+            errors.push(format!("{} ({:?})", e.error(), e.debug()));
+        }
+        f(started.elapsed(), m.as_ref());
+    }
+    pipeline.send_event(gst::event::Eos::new());
+    let _ = bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos]);
+    pipeline.set_state(gst::State::Null).unwrap();
+    errors
+}
+
+fn element_message<'a>(m: Option<&'a gst::Message>, name: &str) -> Option<&'a gst::StructureRef> {
+    match m?.view() {
+        gst::MessageView::Element(e) => e.structure().filter(|s| s.name() == name),
+        _ => None,
+    }
+}
+
+fn finished(dir: &Path) -> Vec<PathBuf> {
+    files(dir)
+        .into_iter()
+        .filter(|f| !f.to_string_lossy().ends_with(".partial"))
+        .collect()
+}
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "mounting a tmpfs needs root (the test runs as root in CI)"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                if target.starts_with(&self.0) {
+                    eprintln!("still open: {}", target.display());
+                }
+            }
+        }
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn disk_full_warns_keeps_files_and_resumes() {
+    init();
+    let tapo = tapo();
+    let dir = temp("diskfull");
+    let fs = Tmpfs::mount(&dir, "1m");
+    let loc = dir.join("yard");
+    // Leave ~100 KB: a few seconds of the 640x360 stream and its audio.
+    let filler = dir.join("filler");
+    let free = || {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    std::fs::write(&filler, vec![0u8; (free() - 100_000) as usize]).unwrap();
+    let desc = format!(
+        "camsrc name=c uri={} ! ringrecorder name=r location={} max-size-time=1s c.audio ! r.audio",
+        tapo.uri("pw"),
+        loc.display()
+    );
+    let mut warnings = Vec::new();
+    let mut error_msgs = Vec::new();
+    let mut resumed = false;
+    let mut closed_before_error: Vec<(PathBuf, u64)> = Vec::new();
+    let mut freed_at = None;
+    let errors = run(&desc, 25, |t, m| {
+        if let Some(gst::MessageView::Warning(w)) = m.map(|m| m.view()) {
+            warnings.push((w.error(), t));
+        }
+        if let Some(s) = element_message(m, "ringrecorder-segment") {
+            if error_msgs.is_empty() && s.get::<bool>("complete").unwrap() {
+                let p = PathBuf::from(s.get::<&str>("path").unwrap());
+                closed_before_error.push((p, s.get::<u64>("bytes").unwrap()));
+            }
+        }
+        if let Some(s) = element_message(m, "ringrecorder-error") {
+            assert!(s.get::<bool>("no-space").unwrap(), "{s}");
+            error_msgs.push(t);
+        }
+        if element_message(m, "ringrecorder-resumed").is_some() {
+            resumed = true;
+        }
+        // Space returns a few seconds after the disk filled up.
+        if freed_at.is_none()
+            && error_msgs
+                .first()
+                .is_some_and(|e| t > *e + Duration::from_secs(3))
+        {
+            std::fs::remove_file(&filler).unwrap();
+            freed_at = Some(t);
+        }
+    });
+    assert!(errors.is_empty(), "the recording must go on: {errors:?}");
+    assert!(!error_msgs.is_empty(), "the disk never filled up");
+    let no_space: Vec<_> = warnings
+        .iter()
+        .filter(|(e, _)| e.matches(gst::ResourceError::NoSpaceLeft))
+        .collect();
+    // One warning per outage, not one per attempt.
+    assert_eq!(no_space.len(), 1, "{warnings:?}");
+    assert!(
+        no_space[0].0.message().contains("Cannot write"),
+        "{:?}",
+        no_space[0]
+    );
+    assert!(freed_at.is_some(), "{error_msgs:?}");
+    assert!(
+        resumed,
+        "recording did not resume after space returned at {freed_at:?}: {error_msgs:?}"
+    );
+    assert!(!closed_before_error.is_empty());
+    // Segments closed before the disk filled up are intact; every file plays.
+    for (p, bytes) in &closed_before_error {
+        assert_eq!(
+            std::fs::metadata(p).unwrap().len(),
+            *bytes,
+            "{}",
+            p.display()
+        );
+    }
+    let all = finished(&loc);
+    for f in &all {
+        let fr = frames(f);
+        assert!(!fr.is_empty() && fr[0].1, "{}", f.display());
+    }
+    // Segments recorded after space returned.
+    let freed_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - (25 - freed_at.unwrap().as_secs());
+    let after: Vec<_> = all
+        .iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            gstringrec::store::start_of("yard", &name).unwrap() >= freed_unix
+        })
+        .collect();
+    assert!(after.len() >= 2, "{all:?}");
+    drop(fs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn camera_stall_and_reboot_are_gaps_not_corruption() {
+    init();
+    let mut tapo = tapo();
+    let dir = temp("stall");
+    let loc = dir.join("porch");
+    // Long segments, so the outages fall inside files.
+    let desc = format!(
+        "camsrc name=c uri={} stall-timeout=2 ! ringrecorder name=r location={} format=mkv max-size-time=60s c.audio ! r.audio",
+        tapo.uri("pw"),
+        loc.display()
+    );
+    let mut step = 0;
+    let mut online = 0;
+    let errors = run(&desc, 22, |t, m| {
+        if element_message(m, "camsrc-online").is_some() {
+            online += 1;
+        }
+        if step == 0 && t > Duration::from_secs(4) {
+            tapo.freeze();
+            step = 1;
+        } else if step == 1 && t > Duration::from_secs(9) {
+            tapo.thaw();
+            step = 2;
+        } else if step == 2 && t > Duration::from_secs(14) {
+            tapo.command("restart 2000");
+            step = 3;
+        }
+    });
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(online >= 2, "camsrc came back {online} times");
+    let segs = finished(&loc);
+    assert!(!segs.is_empty());
+    let mut gaps = Vec::new();
+    for f in &segs {
+        let fr = frames(f);
+        assert!(!fr.is_empty() && fr[0].1, "{}", f.display());
+        for w in fr.windows(2) {
+            assert!(w[1].0 > w[0].0, "{}: PTS go back", f.display());
+            let d = Duration::from_nanos(w[1].0 - w[0].0);
+            if d > Duration::from_secs(1) {
+                gaps.push(d);
+            }
+        }
+        // Readable as a whole, with a duration.
+        let out = Command::new("gst-discoverer-1.0").arg(f).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            (text.contains("H.264") || text.contains("H264"))
+                && text.to_lowercase().contains("a-law"),
+            "{text}"
+        );
+    }
+    // The freeze (5 s) and the reboot (2 s) show as jumps in time.
+    eprintln!("gaps in the recording: {gaps:?}");
+    assert!(
+        gaps.iter().any(|g| *g >= Duration::from_secs(4)),
+        "{gaps:?}"
+    );
+    assert!(gaps.len() >= 2, "{gaps:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn retention_by_bytes_and_age_holds_while_recording() {
+    init();
+    let tapo = tapo();
+    let dir = temp("retention");
+    let loc = dir.join("gate");
+    // Segments left by an earlier run, 10 days old: gone at start (max-age=5s).
+    let old_day = loc.join("2026-11-12");
+    std::fs::create_dir_all(&old_day).unwrap();
+    let old = old_day.join("gate-20261112T080000Z.mkv");
+    std::fs::write(&old, b"old").unwrap();
+    let max_bytes = 60_000u64;
+    let desc = format!(
+        "camsrc name=c uri={} audio=false ! ringrecorder name=r location={} max-size-time=1s max-bytes={max_bytes} max-age=5s",
+        tapo.uri("pw"),
+        loc.display()
+    );
+    let mut checks = 0;
+    let mut largest = 0u64;
+    let errors = run(&desc, 14, |_, m| {
+        let Some(s) = element_message(m, "ringrecorder-segment") else {
+            return;
+        };
+        largest = largest.max(s.get::<u64>("bytes").unwrap());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let segs = finished(&loc);
+        let total: u64 = segs
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        assert!(
+            total <= max_bytes + largest,
+            "{total} bytes kept, max-bytes {max_bytes} + one segment {largest}"
+        );
+        for f in &segs {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let start = gstringrec::store::start_of("gate", &name).unwrap();
+            // max-age 5 s + one segment (the split waits for a key frame, 2 s GOP) +
+            // the name's rounding to the second.
+            assert!(now - start <= 5 + 3 + 1, "{name} is {} s old", now - start);
+        }
+        checks += 1;
+    });
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(checks >= 4, "only {checks} segments closed");
+    assert!(
+        !old.exists() && !old_day.exists(),
+        "the 10-day-old segment is still there"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

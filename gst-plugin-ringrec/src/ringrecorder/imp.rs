@@ -24,6 +24,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -84,6 +85,8 @@ impl Settings {
 #[derive(Default)]
 struct State {
     writer: Option<Writer>,
+    /// Segments still finishing on their threads (joined at stop).
+    closing: Vec<JoinHandle<()>>,
     video_caps: Option<gst::Caps>,
     /// From the avcC `codec_data` of the video caps.
     nal_length_size: usize,
@@ -96,7 +99,6 @@ struct State {
     retry_at: Option<Instant>,
     /// A write error was reported and recording has not resumed yet.
     failing: bool,
-    opened_at: Option<Instant>,
     /// Dropping up to the next key frame (the disk fell behind).
     dropping: bool,
     frames: u64,
@@ -107,6 +109,14 @@ struct State {
 }
 
 impl State {
+    /// Close the segment being written without waiting for it.
+    fn close_writer(&mut self) {
+        self.closing.retain(|h| !h.is_finished());
+        if let Some(h) = self.writer.take().and_then(Writer::close) {
+            self.closing.push(h);
+        }
+    }
+
     fn video_caps_codec_data(&self, caps: Option<&gst::Caps>) -> Option<Vec<u8>> {
         let s = caps?.structure(0)?;
         let data = s.get::<gst::Buffer>("codec_data").ok()?;
@@ -128,8 +138,6 @@ const AUDIO_WAIT: gst::ClockTime = gst::ClockTime::from_seconds(1);
 const MAX_PENDING: usize = 64;
 /// After a write error (disk full), the next attempt at a new segment.
 const RETRY_DELAY: Duration = Duration::from_secs(2);
-/// A segment that has been written this long without error means recording resumed.
-const RESUMED_AFTER: Duration = Duration::from_secs(2);
 
 #[glib::object_subclass]
 impl ObjectSubclass for RingRecorder {
@@ -486,12 +494,18 @@ impl RingRecorder {
         for seg in store::scan(&location, &camera) {
             match store::repair(&seg.path) {
                 Ok(Repair::Intact) | Ok(Repair::Skipped) => {}
-                Ok(r) => gst::warning!(
-                    CAT,
-                    imp = self,
-                    "{}: left by a crash: {r:?}",
-                    seg.path.display()
-                ),
+                Ok(r) => {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "{}: left by a crash: {r:?}",
+                        seg.path.display()
+                    );
+                    if let Some(dir) = seg.path.parent().filter(|_| r == Repair::Removed) {
+                        // Only removes the day folder once it is empty.
+                        let _ = std::fs::remove_dir(dir);
+                    }
+                }
                 Err(e) => {
                     gst::warning!(CAT, imp = self, "{}: cannot check: {e}", seg.path.display())
                 }
@@ -542,7 +556,7 @@ impl RingRecorder {
                 .is_ok_and(|m| h264::has_idr(&m, st.nal_length_size));
         if st.writer.as_ref().is_some_and(|w| w.failed()) {
             // Its thread reports the error; try a new segment a little later.
-            st.writer = None;
+            st.close_writer();
             st.retry_at = Some(Instant::now() + RETRY_DELAY);
         }
         let due = match &st.writer {
@@ -552,7 +566,7 @@ impl RingRecorder {
         if due && key {
             // Close the current segment (it finishes on its own thread) and start the
             // next one with this key frame.
-            st.writer = None;
+            st.close_writer();
             st.split = false;
             st.dropping = false;
             if st.retry_at.is_some_and(|t| Instant::now() < t) {
@@ -606,12 +620,6 @@ impl RingRecorder {
         st.frames += 1;
         if let Some(w) = st.writer.as_mut() {
             w.push_video(buf);
-        }
-        if st.failing && st.opened_at.is_some_and(|t| t.elapsed() >= RESUMED_AFTER) {
-            st.failing = false;
-            let path = st.writer.as_ref().map(|w| w.path.clone());
-            drop(st);
-            self.resumed(path);
         }
     }
 
@@ -692,7 +700,6 @@ impl RingRecorder {
                     w.push_video(b);
                 }
                 st.writer = Some(w);
-                st.opened_at = Some(Instant::now());
             }
             Err(e) => {
                 gst::element_imp_error!(
@@ -707,15 +714,17 @@ impl RingRecorder {
 
     /// Close the segment being written and wait until it is on disk (EOS, stop).
     fn close_segment(&self) {
-        let writer = {
+        let closing = {
             let mut st = self.state.lock().unwrap();
             if st.writer.is_none() && !st.pending.is_empty() {
                 self.open_segment(&mut st);
             }
-            st.writer.take()
+            st.close_writer();
+            std::mem::take(&mut st.closing)
         };
-        if let Some(w) = writer {
-            w.finish_and_wait();
+        // Not under the lock: the writers' threads report through it.
+        for h in closing {
+            let _ = h.join();
         }
     }
 
@@ -728,17 +737,24 @@ impl RingRecorder {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let (first_error, current) = {
+        let (first_error, resumed, current) = {
             let mut st = self.state.lock().unwrap();
             st.segments += u64::from(r.bytes > 0);
             st.bytes += r.bytes;
             let first = r.error.is_some() && !st.failing;
+            // A complete segment after a write error: recording works again.
+            let resumed = r.error.is_none() && r.bytes > 0 && st.failing;
             if r.error.is_some() {
                 st.failing = true;
                 st.errors += 1;
+            } else if resumed {
+                st.failing = false;
             }
-            (first, st.writer.as_ref().map(|w| w.path.clone()))
+            (first, resumed, st.writer.as_ref().map(|w| w.path.clone()))
         };
+        if resumed {
+            self.resumed(&r.path);
+        }
         if let Some((err, debug)) = &r.error {
             let no_space = err.matches(gst::ResourceError::NoSpaceLeft);
             if first_error {
@@ -810,16 +826,17 @@ impl RingRecorder {
         }
     }
 
-    fn resumed(&self, path: Option<PathBuf>) {
-        gst::info!(CAT, imp = self, "writing again: {path:?}");
+    fn resumed(&self, path: &Path) {
+        gst::info!(
+            CAT,
+            imp = self,
+            "writing again: {} is complete",
+            path.display()
+        );
         let _ = self.obj().post_message(
             gst::message::Element::builder(
                 gst::Structure::builder("ringrecorder-resumed")
-                    .field(
-                        "path",
-                        path.map(|p| p.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                    )
+                    .field("path", path.to_string_lossy().as_ref())
                     .build(),
             )
             .src(&*self.obj())

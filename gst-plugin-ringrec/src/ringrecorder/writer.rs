@@ -20,6 +20,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// Above this many bytes queued in front of the muxer (a disk slower than the camera),
 /// frames are dropped until the next key frame instead of growing memory.
 pub const MAX_QUEUED_BYTES: u64 = 32 * 1024 * 1024;
+const MIN_FRAME_STEP: gst::ClockTime = gst::ClockTime::from_mseconds(1);
+/// A frame this far behind the previous one is dropped rather than moved forward.
+const MAX_BACKSTEP: gst::ClockTime = gst::ClockTime::from_mseconds(100);
 /// How long a closing segment may take to finish writing before it is cut off.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -216,10 +219,14 @@ impl Writer {
         if pts < self.start {
             return;
         }
-        let rel = pts - self.start;
-        // A camera restart can repeat a timestamp; muxers refuse time going back.
-        if self.last_video_pts.is_some_and(|last| rel <= last) {
-            return;
+        let mut rel = pts - self.start;
+        if let Some(last) = self.last_video_pts {
+            // Muxers refuse time going back, and Matroska keeps milliseconds: frames
+            // bunched up after a reconnection are spread to 1 ms apart.
+            if rel + MAX_BACKSTEP < last {
+                return;
+            }
+            rel = rel.max(last + MIN_FRAME_STEP);
         }
         self.last_video_pts = Some(rel);
         let end = rel + buf.duration().unwrap_or(gst::ClockTime::ZERO);
@@ -284,12 +291,10 @@ impl Writer {
         }
     }
 
-    /// Close the segment and wait until it is written and reported.
-    pub fn finish_and_wait(mut self) {
+    /// Close the segment; its thread finishes the file. Join the handle to wait.
+    pub fn close(mut self) -> Option<JoinHandle<()>> {
         self.finish();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.thread.take()
     }
 }
 
