@@ -4,6 +4,9 @@
 //! cam probe [--uri URI] [--timeout S]            codec, resolution, fps, bitrate, audio; exit 0/1
 //! cam view  [--uri URI]                          live video (and audio) in a window
 //! cam clip  [--uri URI] [--seconds N] [--output FILE.mkv|FILE.mp4]
+//! cam record [--uri URI] [--location DIR] [--max-size-time 60s] [--max-bytes 20GB]
+//!            [--max-age 7d] [--max-files N] [--format mp4|mkv] [--seconds N]
+//!                                                ring recording until Ctrl-C (or N s)
 //! cam demo  [--seconds N] [--output FILE]        the README's main job
 //! ```
 //!
@@ -15,7 +18,9 @@
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cam probe|view|clip|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
+const USAGE: &str = "usage: cam probe|view|clip|record|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
+  record: [--location DIR] [--camera-name NAME] [--max-size-time 60s] [--max-bytes 20GB] [--max-age 7d] [--max-files N] [--format mp4|mkv]
+          (or CAM_RECORD_DIR, CAM_MAX_SIZE_TIME, CAM_MAX_BYTES, CAM_MAX_AGE, CAM_FORMAT); until Ctrl-C, or --seconds N
 Camera: --uri or CAM_URI (rtsp://user@ip:554/stream1, kasa://user@ip, tutk://user@UID);
 password: CAM_PASSWORD. Without a camera, --sim: the built-in simulated Tapo camera.";
 
@@ -39,7 +44,28 @@ struct Opts {
     output: Option<String>,
     timeout: u64,
     stall_timeout: u32,
+    /// `cam record`: ringrecorder properties by name, from flags or environment.
+    record: Vec<(&'static str, String)>,
+    seconds_given: bool,
 }
+
+/// `cam record` settings from the environment, as ringrecorder properties.
+const RECORD_ENV: [(&str, &str); 5] = [
+    ("CAM_RECORD_DIR", "location"),
+    ("CAM_MAX_SIZE_TIME", "max-size-time"),
+    ("CAM_MAX_BYTES", "max-bytes"),
+    ("CAM_MAX_AGE", "max-age"),
+    ("CAM_FORMAT", "format"),
+];
+const RECORD_FLAGS: [&str; 7] = [
+    "--location",
+    "--camera-name",
+    "--max-size-time",
+    "--max-bytes",
+    "--max-age",
+    "--max-files",
+    "--format",
+];
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut it = args.iter();
@@ -52,13 +78,34 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         output: None,
         timeout: 15,
         stall_timeout: 10,
+        record: Vec::new(),
+        seconds_given: false,
     };
+    for (var, prop) in RECORD_ENV {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            o.record.push((prop, v));
+        }
+    }
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--uri" => o.uri = Some(val()?),
             "--sim" => o.sim = true,
-            "--seconds" => o.seconds = val()?.parse().map_err(|_| "--seconds N")?,
+            "--seconds" => {
+                o.seconds = val()?.parse().map_err(|_| "--seconds N")?;
+                o.seconds_given = true;
+            }
+            "--location" | "--camera-name" | "--max-size-time" | "--max-bytes" | "--max-age"
+            | "--max-files" | "--format" => {
+                let prop = RECORD_FLAGS
+                    .iter()
+                    .find(|p| **p == a.as_str())
+                    .map(|p| &p[2..])
+                    .unwrap_or("location");
+                let v = val()?;
+                o.record.retain(|(p, _)| *p != prop);
+                o.record.push((prop, v));
+            }
             "--output" => o.output = Some(val()?),
             "--timeout" => o.timeout = val()?.parse().map_err(|_| "--timeout S")?,
             "--stall-timeout" => {
@@ -108,6 +155,7 @@ fn run(args: &[String]) -> Result<i32, String> {
     gst::init().map_err(|e| e.to_string())?;
     gstcamsrc::plugin_register_static().map_err(|e| e.to_string())?;
     gstkasasrc::plugin_register_static().map_err(|e| e.to_string())?;
+    gstringrec::plugin_register_static().map_err(|e| e.to_string())?;
     match o.cmd.as_str() {
         "probe" => {
             let (uri, _sim) = camera(&o)?;
@@ -125,6 +173,10 @@ fn run(args: &[String]) -> Result<i32, String> {
             let (uri, _sim) = camera(&o)?;
             let out = o.output.clone().unwrap_or_else(|| "clip.mkv".into());
             clip(&uri, &o, &out, None)
+        }
+        "record" => {
+            let (uri, _sim) = camera(&o)?;
+            record(&uri, &o)
         }
         "demo" => demo(&o),
         other => Err(format!("unknown command {other:?}\n{USAGE}")),
@@ -443,7 +495,126 @@ fn demo(o: &Opts) -> Result<i32, String> {
         cmd: o.cmd.clone(),
         uri: o.uri.clone(),
         output: Some(out.clone()),
+        record: Vec::new(),
         ..*o
     };
     clip(&uri, &o2, &out, Some(&mut reboot))
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Ring recording: `camsrc ! ringrecorder` until Ctrl-C/SIGTERM (then EOS, so the
+/// segment in progress is finished) or `--seconds`.
+fn record(uri: &str, o: &Opts) -> Result<i32, String> {
+    let pipeline = gst::Pipeline::new();
+    let src = camsrc(uri, o)?;
+    let rec = gst::ElementFactory::make("ringrecorder")
+        .name("rec")
+        .build()
+        .map_err(|e| e.to_string())?;
+    if !o.record.iter().any(|(p, _)| *p == "location") {
+        rec.set_property("location", "recordings/camera");
+    }
+    for (prop, value) in &o.record {
+        let bad = |e: String| format!("--{prop} {value:?}: {e}");
+        match *prop {
+            "max-files" => {
+                let n: u32 = value.parse().map_err(|_| bad("a number of files".into()))?;
+                rec.set_property(prop, n);
+                continue;
+            }
+            "max-size-time" | "max-age" => {
+                gstringrec::store::parse_duration(value).map_err(bad)?;
+            }
+            "max-bytes" => {
+                gstringrec::store::parse_bytes(value).map_err(bad)?;
+            }
+            "format" if value != "mp4" && value != "mkv" => {
+                return Err(bad("mp4 or mkv".into()));
+            }
+            _ => {}
+        }
+        rec.set_property(prop, value);
+    }
+    pipeline.add_many([&src, &rec]).map_err(|e| e.to_string())?;
+    let r = rec.clone();
+    src.connect_pad_added(move |_, pad| {
+        let target = match pad.name().as_str() {
+            "video" => r.static_pad("video"),
+            "audio" => r.request_pad_simple("audio"),
+            _ => None,
+        };
+        if let Some(t) = target {
+            if pad.link(&t).is_err() {
+                eprintln!("cam: cannot record the {} stream", pad.name());
+            }
+        }
+    });
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+    }
+    println!(
+        "cam: recording into {} ({} segments of {}, max-bytes {}, max-age {}); Ctrl-C stops",
+        rec.property::<Option<String>>("location")
+            .unwrap_or_default(),
+        rec.property::<String>("format"),
+        rec.property::<String>("max-size-time"),
+        rec.property::<String>("max-bytes"),
+        rec.property::<String>("max-age"),
+    );
+    let started = Instant::now();
+    let limit = o.seconds_given.then(|| Duration::from_secs(o.seconds));
+    let bus = pipeline.bus().unwrap();
+    bus.set_sync_handler(|_, msg| {
+        if let gst::MessageView::Element(e) = msg.view() {
+            if let Some(s) = e.structure() {
+                match s.name().as_str() {
+                    "ringrecorder-segment" => println!(
+                        "cam: segment {} ({:.1} s, {} bytes, {} frames)",
+                        s.get::<&str>("path").unwrap_or("?"),
+                        s.get::<f64>("duration").unwrap_or(0.0),
+                        s.get::<u64>("bytes").unwrap_or(0),
+                        s.get::<u64>("frames").unwrap_or(0)
+                    ),
+                    "ringrecorder-error" => println!(
+                        "cam: cannot write {}: {}",
+                        s.get::<&str>("path").unwrap_or("?"),
+                        s.get::<&str>("error").unwrap_or("?")
+                    ),
+                    "ringrecorder-resumed" => println!("cam: writing again"),
+                    _ => {}
+                }
+            }
+        }
+        if let gst::MessageView::Warning(w) = msg.view() {
+            println!("cam: warning: {}", w.error());
+        }
+        gst::BusSyncReply::Pass
+    });
+    drive(&pipeline, |_| {
+        !STOP.load(std::sync::atomic::Ordering::SeqCst)
+            && limit.is_none_or(|l| started.elapsed() < l)
+    })?;
+    print_stats(&src.property::<gst::Structure>("stats"));
+    let stats = rec.property::<gst::Structure>("stats");
+    println!(
+        "cam: recorder: segments={} bytes={} frames-recorded={} frames-dropped={} errors={}",
+        stats.get::<u64>("segments").unwrap_or(0),
+        stats.get::<u64>("bytes").unwrap_or(0),
+        stats.get::<u64>("frames-recorded").unwrap_or(0),
+        stats.get::<u64>("frames-dropped").unwrap_or(0),
+        stats.get::<u64>("errors").unwrap_or(0),
+    );
+    Ok(0)
 }

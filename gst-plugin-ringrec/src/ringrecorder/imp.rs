@@ -136,6 +136,9 @@ pub struct RingRecorder {
 /// How long video waits for the audio caps before a segment starts without audio.
 const AUDIO_WAIT: gst::ClockTime = gst::ClockTime::from_seconds(1);
 const MAX_PENDING: usize = 64;
+/// A key frame this close to `max-size-time` starts the next segment: camera timestamps
+/// jitter, and a GOP that divides the segment length must not double it.
+const SPLIT_TOLERANCE: gst::ClockTime = gst::ClockTime::from_mseconds(250);
 /// After a write error (disk full), the next attempt at a new segment.
 const RETRY_DELAY: Duration = Duration::from_secs(2);
 
@@ -241,7 +244,7 @@ impl ObjectImpl for RingRecorder {
                     .build(),
                 glib::ParamSpecString::builder("max-size-time")
                     .nick("Segment duration")
-                    .blurb("Length of each segment: 60s, 5m, 1h, or nanoseconds; splits happen at the next key frame")
+                    .blurb("Length of each segment: 60s, 5m, 1h, or nanoseconds; a segment ends at the first IDR frame from 250 ms before this length on")
                     .default_value(Some(DEFAULT_MAX_SIZE_TIME))
                     .mutable_ready()
                     .build(),
@@ -446,7 +449,16 @@ impl ElementImpl for RingRecorder {
         let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
             self.close_segment();
-            *self.state.lock().unwrap() = State::default();
+            // The counters stay readable after a stop (reset at the next start).
+            let mut st = self.state.lock().unwrap();
+            *st = State {
+                frames: st.frames,
+                dropped: st.dropped,
+                segments: st.segments,
+                bytes: st.bytes,
+                errors: st.errors,
+                ..State::default()
+            };
         }
         Ok(ret)
     }
@@ -561,7 +573,7 @@ impl RingRecorder {
         }
         let due = match &st.writer {
             None => true,
-            Some(w) => st.split || w.elapsed(rt) >= max_size_time,
+            Some(w) => st.split || w.elapsed(rt) + SPLIT_TOLERANCE >= max_size_time,
         };
         if due && key {
             // Close the current segment (it finishes on its own thread) and start the
