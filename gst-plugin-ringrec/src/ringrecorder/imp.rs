@@ -544,6 +544,7 @@ impl RingRecorder {
     fn on_video(&self, sample: &gst::Sample) {
         let Some(buf) = running_time_buffer(sample) else {
             gst::debug!(CAT, imp = self, "frame without timestamp dropped");
+            self.state.lock().unwrap().dropped += 1;
             return;
         };
         let Some(rt) = buf.pts() else { return };
@@ -629,9 +630,11 @@ impl RingRecorder {
             return;
         }
         st.dropping = false;
-        st.frames += 1;
-        if let Some(w) = st.writer.as_mut() {
-            w.push_video(buf);
+        let pushed = st.writer.as_mut().is_some_and(|w| w.push_video(buf));
+        if pushed {
+            st.frames += 1;
+        } else {
+            st.dropped += 1;
         }
     }
 
@@ -707,9 +710,12 @@ impl RingRecorder {
                         audio_caps
                     );
                 }
-                st.frames += pending.len() as u64;
                 for b in pending {
-                    w.push_video(b);
+                    if w.push_video(b) {
+                        st.frames += 1;
+                    } else {
+                        st.dropped += 1;
+                    }
                 }
                 st.writer = Some(w);
             }

@@ -69,19 +69,15 @@ pub struct Writer {
 fn audio_branch(format: &str, caps: &gst::Caps) -> Option<&'static str> {
     let name = caps.structure(0)?.name().as_str();
     if format == "mkv" {
-        // Matroska keeps G.711, AAC and Opus as they are.
-        return Some("queue");
+        // Matroska keeps G.711, AAC and Opus as they are (appsrc has its own thread).
+        return Some("identity");
     }
     // mp4mux (GStreamer 1.22) has no G.711 mapping: transcode to AAC.
     match name {
-        "audio/x-alaw" => {
-            Some("alawdec ! audioconvert ! audioresample ! avenc_aac ! aacparse ! queue")
-        }
-        "audio/x-mulaw" => {
-            Some("mulawdec ! audioconvert ! audioresample ! avenc_aac ! aacparse ! queue")
-        }
-        "audio/mpeg" => Some("aacparse ! queue"),
-        "audio/x-opus" => Some("opusparse ! queue"),
+        "audio/x-alaw" => Some("alawdec ! audioconvert ! audioresample ! avenc_aac ! aacparse"),
+        "audio/x-mulaw" => Some("mulawdec ! audioconvert ! audioresample ! avenc_aac ! aacparse"),
+        "audio/mpeg" => Some("aacparse"),
+        "audio/x-opus" => Some("opusparse"),
         _ => None,
     }
 }
@@ -213,18 +209,19 @@ impl Writer {
         running_time.saturating_sub(self.start)
     }
 
-    /// Push a video frame, its timestamps already running times.
-    pub fn push_video(&mut self, mut buf: gst::Buffer) {
-        let Some(pts) = buf.pts() else { return };
+    /// Push a video frame, its timestamps already running times. False when the frame
+    /// is dropped (before the segment, or far behind the previous frame).
+    pub fn push_video(&mut self, mut buf: gst::Buffer) -> bool {
+        let Some(pts) = buf.pts() else { return false };
         if pts < self.start {
-            return;
+            return false;
         }
         let mut rel = pts - self.start;
         if let Some(last) = self.last_video_pts {
             // Muxers refuse time going back, and Matroska keeps milliseconds: frames
             // bunched up after a reconnection are spread to 1 ms apart.
             if rel + MAX_BACKSTEP < last {
-                return;
+                return false;
             }
             rel = rel.max(last + MIN_FRAME_STEP);
         }
@@ -254,6 +251,7 @@ impl Writer {
         }
         self.shared.end.store(end.nseconds(), Ordering::Relaxed);
         let _ = self.video.push_buffer(buf);
+        true
     }
 
     /// Push an audio buffer; dropped when it starts before the segment or there is no
@@ -327,8 +325,11 @@ fn watch(
                 renamed = true;
             }
         }
+        // Often until the file has its final name, then rarely: EOS and errors wake
+        // this up at once anyway.
+        let wait = if renamed { 1000 } else { 100 };
         let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(100),
+            gst::ClockTime::from_mseconds(wait),
             &[gst::MessageType::Eos, gst::MessageType::Error],
         );
         match msg.as_ref().map(|m| m.view()) {
