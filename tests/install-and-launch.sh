@@ -74,3 +74,18 @@ timeout -s INT 6 sh pipelines/tapo-record-mp4.sh "$tmp/tapo.mp4" > "$tmp/tapo-mp
 info=$(gst-discoverer-1.0 "$tmp/tapo.mp4")
 grep -q "H.264" <<<"$info" && grep -qi "AAC" <<<"$info" || { echo "$info"; tail "$tmp/tapo-mp4.log"; exit 1; }
 echo "camsrc recorded the simulated Tapo camera to Matroska (PCMA) and fragmented MP4 (AAC)"
+# ringrecorder, installed, in the gst-launch pipeline users copy: 2 s segments, Ctrl-C.
+test -f "$plugindir/libgstringrec.so"
+inspect=$(gst-inspect-1.0 ringrecorder)
+for want in "max-size-time" "max-bytes" "max-age" "Default: \"60s\"" "Default: \"mp4\""; do
+  grep -q -- "$want" <<<"$inspect" || { echo "gst-inspect-1.0 ringrecorder lacks: $want"; exit 1; }
+done
+MAX_SIZE_TIME=2s timeout -s INT 8 sh pipelines/tapo-ring-record.sh "$tmp/ring/front" > "$tmp/ring.log" 2>&1 || true
+segs=$(find "$tmp/ring/front" -name 'front-*T*Z*.mp4' | sort)
+[ "$(echo "$segs" | grep -c .)" -ge 2 ] || { find "$tmp/ring"; tail "$tmp/ring.log"; exit 1; }
+[ -z "$(find "$tmp/ring" -name '*.partial')" ] || { echo "a .partial was left after Ctrl-C"; exit 1; }
+for f in $segs; do
+  info=$(gst-discoverer-1.0 "$f")
+  grep -q "H.264" <<<"$info" && grep -qi "AAC" <<<"$info" || { echo "$f: $info"; exit 1; }
+done
+echo "ringrecorder recorded $(echo "$segs" | wc -l) playable segments from gst-launch-1.0"

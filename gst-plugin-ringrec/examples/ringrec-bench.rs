@@ -126,10 +126,13 @@ fn main() {
         .collect();
     // Frames that reached each recorder (camsrc's own count also has the ones still
     // queued inside it when EOS comes).
-    let into_recorder = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    for p in &pipelines {
+    let counters: Vec<_> = pipelines
+        .iter()
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
+    for (p, n) in pipelines.iter().zip(&counters) {
         if let Some(pad) = p.by_name("r").and_then(|r| r.static_pad("video")) {
-            let n = into_recorder.clone();
+            let n = n.clone();
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
@@ -169,14 +172,20 @@ fn main() {
         }
     }
     let (mut received, mut recv_bytes, mut recorded, mut dropped) = (0u64, 0u64, 0u64, 0u64);
-    for p in &pipelines {
+    for (i, p) in pipelines.iter().enumerate() {
         let cs = p.by_name("c").unwrap().property::<gst::Structure>("stats");
         received += cs.get::<u64>("video-frames").unwrap();
         recv_bytes += cs.get::<u64>("bytes").unwrap();
         if let Some(r) = p.by_name("r") {
             let rs = r.property::<gst::Structure>("stats");
-            recorded += rs.get::<u64>("frames-recorded").unwrap();
-            dropped += rs.get::<u64>("frames-dropped").unwrap();
+            let into = counters[i].load(std::sync::atomic::Ordering::Relaxed);
+            let rec = rs.get::<u64>("frames-recorded").unwrap();
+            let drop = rs.get::<u64>("frames-dropped").unwrap();
+            if into != rec + drop {
+                println!("camera {i:02}: {into} frames in, {rec} recorded, {drop} dropped");
+            }
+            recorded += rec;
+            dropped += drop;
         }
         p.set_state(gst::State::Null).unwrap();
     }
@@ -214,7 +223,10 @@ fn main() {
         mib(written),
         written as f64 / recv_bytes.max(1) as f64
     );
-    let into_recorder = into_recorder.load(std::sync::atomic::Ordering::Relaxed);
+    let into_recorder: u64 = counters
+        .iter()
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
     println!(
         "frames: sent by the simulators in the window {sent_window} ({:.1} fps per camera), received by camsrc {received}, into the recorders {into_recorder}, recorded {recorded}, dropped {dropped}, read back from the files {read_back}",
         sent_window as f64 / window / cameras as f64
