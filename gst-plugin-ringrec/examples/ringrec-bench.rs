@@ -182,7 +182,10 @@ fn main() {
             let rec = rs.get::<u64>("frames-recorded").unwrap();
             let drop = rs.get::<u64>("frames-dropped").unwrap();
             if into != rec + drop {
-                println!("camera {i:02}: {into} frames in, {rec} recorded, {drop} dropped");
+                println!(
+                    "camera {i:02}: {into} frames in, {} after h264parse, {rec} recorded, {drop} dropped",
+                    rs.get::<u64>("frames-in").unwrap()
+                );
             }
             recorded += rec;
             dropped += drop;

@@ -43,6 +43,8 @@ const DEFAULT_AUDIO: bool = true;
 const TICK: Duration = Duration::from_millis(50);
 /// Window for the fps and bitrate figures in `stats`.
 const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// The least time a new session gets for its first buffer (see `stall-timeout`).
+const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Without audio this long after the first buffer, the camera has none: expose video.
 const AUDIO_GRACE: Duration = Duration::from_secs(1);
 /// Buffers held while deciding the pads (~1 s of video and audio).
@@ -304,7 +306,7 @@ impl ObjectImpl for CamSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("stall-timeout")
                     .nick("Stall timeout")
-                    .blurb("Seconds without any buffer from the camera (or without a first buffer after connecting) before the source is rebuilt")
+                    .blurb("Seconds without any buffer from the camera before the source is rebuilt; a new session gets at least 5 s for its first buffer")
                     .minimum(1)
                     .maximum(3600)
                     .default_value(DEFAULT_STALL_TIMEOUT_S)
@@ -782,6 +784,10 @@ impl CamSrc {
     ) -> Ended {
         let started = Instant::now();
         let stall = Duration::from_secs(settings.stall_timeout as u64);
+        // A new session needs the RTSP exchange and the camera's next IDR before its
+        // first buffer: with a short stall-timeout on a loaded machine, every attempt
+        // failed that way once (a test flake). The first buffer gets at least this.
+        let connect = stall.max(MIN_CONNECT_TIMEOUT);
         if let Err(e) = inner.set_state(gst::State::Playing) {
             // The bus holds the reason.
             gst::debug!(CAT, imp = self, "inner pipeline failed to start: {e}");
@@ -864,10 +870,10 @@ impl CamSrc {
                     }
                 }
                 None => {
-                    if now.duration_since(started) > stall {
+                    if now.duration_since(started) > connect {
                         return Ended::Restart(format!(
                             "no data within {} s of connecting",
-                            settings.stall_timeout
+                            connect.as_secs()
                         ));
                     }
                 }

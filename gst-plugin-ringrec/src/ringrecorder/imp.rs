@@ -101,6 +101,8 @@ struct State {
     failing: bool,
     /// Dropping up to the next key frame (the disk fell behind).
     dropping: bool,
+    /// Video frames that reached the recorder (after its h264parse).
+    received: u64,
     frames: u64,
     dropped: u64,
     segments: u64,
@@ -274,7 +276,7 @@ impl ObjectImpl for RingRecorder {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames-recorded, frames-dropped, segments, bytes (closed segments), errors, writing (false while waiting for disk space), current-location")
+                    .blurb("frames-in, frames-recorded, frames-dropped, segments, bytes (closed segments), errors, writing (false while waiting for disk space), current-location")
                     .read_only()
                     .build(),
             ]
@@ -452,6 +454,7 @@ impl ElementImpl for RingRecorder {
             // The counters stay readable after a stop (reset at the next start).
             let mut st = self.state.lock().unwrap();
             *st = State {
+                received: st.received,
                 frames: st.frames,
                 dropped: st.dropped,
                 segments: st.segments,
@@ -542,6 +545,7 @@ impl RingRecorder {
 
     /// A video frame (one access unit) from h264parse.
     fn on_video(&self, sample: &gst::Sample) {
+        self.state.lock().unwrap().received += 1;
         let Some(buf) = running_time_buffer(sample) else {
             gst::debug!(CAT, imp = self, "frame without timestamp dropped");
             self.state.lock().unwrap().dropped += 1;
@@ -576,7 +580,9 @@ impl RingRecorder {
             None => true,
             Some(w) => st.split || w.elapsed(rt) + SPLIT_TOLERANCE >= max_size_time,
         };
-        if due && key {
+        // (Frames held for the audio caps stay held, key frames too: the first one
+        // starts the segment. Dropping them lost one frame per camera in the benchmark.)
+        if due && key && st.pending.is_empty() {
             // Close the current segment (it finishes on its own thread) and start the
             // next one with this key frame.
             st.close_writer();
@@ -586,7 +592,6 @@ impl RingRecorder {
                 st.dropped += 1;
                 return;
             }
-            st.pending.clear();
             st.pending.push(buf);
             if !audio_expected || st.audio_caps.is_some() {
                 self.open_segment(&mut st);
@@ -865,6 +870,7 @@ impl RingRecorder {
     fn stats(&self) -> gst::Structure {
         let st = self.state.lock().unwrap();
         gst::Structure::builder("ringrecorder-stats")
+            .field("frames-in", st.received)
             .field("frames-recorded", st.frames)
             .field("frames-dropped", st.dropped)
             .field("segments", st.segments)
