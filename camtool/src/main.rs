@@ -7,6 +7,8 @@
 //! cam record [--uri URI] [--location DIR] [--max-size-time 60s] [--max-bytes 20GB]
 //!            [--max-age 7d] [--max-files N] [--format mp4|mkv] [--seconds N]
 //!                                                ring recording until Ctrl-C (or N s)
+//! cam serve [--uri URI] [--web-port 8080] [--bind 0.0.0.0] [--quality 80]
+//!                                                MJPEG to browsers (CAM_WEB_AUTH=user:pass)
 //! cam demo  [--seconds N] [--output FILE]        the README's main job
 //! ```
 //!
@@ -18,7 +20,8 @@
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cam probe|view|clip|record|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
+const USAGE: &str = "usage: cam probe|view|clip|record|serve|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
+  serve:  [--web-port 8080] [--bind 0.0.0.0] [--quality 80] (viewer login: CAM_WEB_AUTH=user:pass); until Ctrl-C, or --seconds N
   record: [--location DIR] [--camera-name NAME] [--max-size-time 60s] [--max-bytes 20GB] [--max-age 7d] [--max-files N] [--format mp4|mkv]
           (or CAM_RECORD_DIR, CAM_MAX_SIZE_TIME, CAM_MAX_BYTES, CAM_MAX_AGE, CAM_FORMAT); until Ctrl-C, or --seconds N
 Camera: --uri or CAM_URI (rtsp://user@ip:554/stream1, kasa://user@ip, tutk://user@UID);
@@ -47,6 +50,9 @@ struct Opts {
     /// `cam record`: ringrecorder properties by name, from flags or environment.
     record: Vec<(&'static str, String)>,
     seconds_given: bool,
+    web_port: u32,
+    bind: String,
+    quality: i32,
 }
 
 /// `cam record` settings from the environment, as ringrecorder properties.
@@ -80,6 +86,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         stall_timeout: 10,
         record: Vec::new(),
         seconds_given: false,
+        web_port: 8080,
+        bind: "0.0.0.0".into(),
+        quality: 80,
     };
     for (var, prop) in RECORD_ENV {
         if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
@@ -95,6 +104,12 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 o.seconds = val()?.parse().map_err(|_| "--seconds N")?;
                 o.seconds_given = true;
             }
+            "--web-port" | "--port" => {
+                o.web_port = val()?.parse().map_err(|_| "--web-port PORT")?
+            }
+            "--bind" => o.bind = val()?,
+            "--quality" => o.quality = val()?.parse().map_err(|_| "--quality 1..100")?,
+            "--web" => {}
             "--location" | "--camera-name" | "--max-size-time" | "--max-bytes" | "--max-age"
             | "--max-files" | "--format" => {
                 let prop = RECORD_FLAGS
@@ -156,6 +171,7 @@ fn run(args: &[String]) -> Result<i32, String> {
     gstcamsrc::plugin_register_static().map_err(|e| e.to_string())?;
     gstkasasrc::plugin_register_static().map_err(|e| e.to_string())?;
     gstringrec::plugin_register_static().map_err(|e| e.to_string())?;
+    gstmjpeghttp::plugin_register_static().map_err(|e| e.to_string())?;
     match o.cmd.as_str() {
         "probe" => {
             let (uri, _sim) = camera(&o)?;
@@ -177,6 +193,10 @@ fn run(args: &[String]) -> Result<i32, String> {
         "record" => {
             let (uri, _sim) = camera(&o)?;
             record(&uri, &o)
+        }
+        "serve" => {
+            let (uri, _sim) = camera(&o)?;
+            serve(&uri, &o)
         }
         "demo" => demo(&o),
         other => Err(format!("unknown command {other:?}\n{USAGE}")),
@@ -496,6 +516,7 @@ fn demo(o: &Opts) -> Result<i32, String> {
         uri: o.uri.clone(),
         output: Some(out.clone()),
         record: Vec::new(),
+        bind: o.bind.clone(),
         ..*o
     };
     clip(&uri, &o2, &out, Some(&mut reboot))
@@ -615,6 +636,118 @@ fn record(uri: &str, o: &Opts) -> Result<i32, String> {
         stats.get::<u64>("frames-recorded").unwrap_or(0),
         stats.get::<u64>("frames-dropped").unwrap_or(0),
         stats.get::<u64>("errors").unwrap_or(0),
+    );
+    Ok(0)
+}
+
+/// MJPEG over HTTP: decode once, encode once, serve every viewer the latest frame.
+fn serve(uri: &str, o: &Opts) -> Result<i32, String> {
+    let pipeline = gst::Pipeline::new();
+    let src = camsrc(uri, o)?;
+    let rest = gst::parse::bin_from_description(
+        &format!(
+            "videoconvert ! jpegenc quality={} ! mjpeghttpsink name=http port={} address={}",
+            o.quality, o.web_port, o.bind
+        ),
+        true,
+    )
+    .map_err(|e| e.to_string())?;
+    let http = rest.by_name("http").ok_or("no mjpeghttpsink")?;
+    if let Some(a) = std::env::var("CAM_WEB_AUTH").ok().filter(|a| !a.is_empty()) {
+        http.set_property("auth", a);
+    }
+    // decodebin's pads come later: link it to the encoding branch when they do.
+    let decode = gst::ElementFactory::make("decodebin")
+        .build()
+        .map_err(|e| e.to_string())?;
+    pipeline
+        .add_many([&src, &decode, rest.upcast_ref()])
+        .map_err(|e| e.to_string())?;
+    let encode_pad = rest.static_pad("sink").ok_or("no sink pad")?;
+    decode.connect_pad_added(move |_, pad| {
+        if !encode_pad.is_linked() {
+            if let Err(e) = pad.link(&encode_pad) {
+                eprintln!("cam: cannot link the decoded video: {e:?}");
+            }
+        }
+    });
+    let sink_pad = decode.static_pad("sink").unwrap();
+    // The audio is not served; it is taken so that the camera's session stays whole
+    // (a session without its audio track upsets some RTSP servers).
+    let audio_sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    pipeline.add(&audio_sink).map_err(|e| e.to_string())?;
+    let audio_pad = audio_sink.static_pad("sink").unwrap();
+    src.connect_pad_added(move |_, pad| {
+        let target = match pad.name().as_str() {
+            "video" => &sink_pad,
+            "audio" => &audio_pad,
+            _ => return,
+        };
+        if !target.is_linked() {
+            if let Err(e) = pad.link(target) {
+                eprintln!("cam: cannot link the camera's {} stream: {e:?}", pad.name());
+            }
+        }
+    });
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+    }
+    let bus = pipeline.bus().unwrap();
+    bus.set_sync_handler(|_, msg| {
+        if let gst::MessageView::Element(e) = msg.view() {
+            if let Some(s) = e.structure().filter(|s| s.name() == "mjpeghttpsink-client") {
+                println!(
+                    "cam: viewer {} {} ({} watching)",
+                    s.get::<&str>("address").unwrap_or("?"),
+                    s.get::<&str>("event").unwrap_or("?"),
+                    s.get::<u32>("clients").unwrap_or(0)
+                );
+            }
+        }
+        gst::BusSyncReply::Pass
+    });
+    let started = Instant::now();
+    let limit = o.seconds_given.then(|| Duration::from_secs(o.seconds));
+    let mut announced = false;
+    let h = http.clone();
+    let auth = std::env::var("CAM_WEB_AUTH").is_ok_and(|a| !a.is_empty());
+    let bind = o.bind.clone();
+    drive(&pipeline, |_| {
+        let port = h.property::<u32>("bound-port");
+        if !announced && port != 0 {
+            announced = true;
+            let host = if bind == "0.0.0.0" {
+                "<this machine>".to_string()
+            } else {
+                bind.clone()
+            };
+            println!(
+                "cam: serving http://{host}:{port}/ (stream: /stream.mjpeg, latest frame: /snapshot.jpg){}; Ctrl-C stops",
+                if auth { ", viewers log in" } else { "" }
+            );
+            if bind == "0.0.0.0" && !auth {
+                println!("cam: note: anyone who can reach this machine can watch; set CAM_WEB_AUTH=user:pass or --bind 127.0.0.1");
+            }
+        }
+        !STOP.load(std::sync::atomic::Ordering::SeqCst)
+            && limit.is_none_or(|l| started.elapsed() < l)
+    })?;
+    let stats = http.property::<gst::Structure>("stats");
+    println!(
+        "cam: served {} frames; {} viewers at the end",
+        stats.get::<u64>("frames-in").unwrap_or(0),
+        stats.get::<u32>("clients").unwrap_or(0)
     );
     Ok(0)
 }
