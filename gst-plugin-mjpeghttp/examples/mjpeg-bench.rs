@@ -60,10 +60,7 @@ fn viewer(port: u16, sent: Sent, stop: Arc<AtomicBool>) -> (u64, Vec<Duration>) 
             Ok(n) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
-        loop {
-            let Some(h) = find(&buf, b"Content-Length: ") else {
-                break;
-            };
+        while let Some(h) = find(&buf, b"Content-Length: ") {
             let Some(e) = find(&buf[h..], b"\r\n\r\n") else {
                 break;
             };
