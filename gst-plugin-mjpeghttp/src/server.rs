@@ -501,3 +501,36 @@ async fn feed(id: u64, peer: SocketAddr, shared: Arc<Shared>, tx: mpsc::Sender<B
         reason,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(creds: &str) -> HeaderValue {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode(creds);
+        HeaderValue::from_str(&format!("Basic {b}")).unwrap()
+    }
+
+    #[test]
+    fn auth_accepts_only_the_credentials() {
+        let a = Auth::new("viewer:pa:ss");
+        assert!(a.check(Some(&basic("viewer:pa:ss"))));
+        assert!(!a.check(Some(&basic("viewer:pa:sS"))));
+        assert!(!a.check(Some(&basic("viewer"))));
+        assert!(!a.check(None));
+        assert!(!a.check(Some(&HeaderValue::from_static("Bearer xyz"))));
+        assert!(!a.check(Some(&HeaderValue::from_static("Basic !!!not-base64"))));
+        // The same credentials hash differently under another salt; nothing readable.
+        let b = Auth::new("viewer:pa:ss");
+        assert_ne!(a.digest, b.digest);
+        assert_eq!(format!("{a:?}"), "Auth(<redacted>)");
+    }
+
+    #[test]
+    fn index_page_escapes_the_title() {
+        let p = index_page("<script>\"x\"&");
+        assert!(p.contains("&lt;script&gt;&quot;x&quot;&amp;"));
+        assert!(!p.contains("<script>"));
+    }
+}

@@ -460,3 +460,82 @@ fn connect_cycles_leak_nothing_and_stop_frees_the_port() {
     let again = std::net::TcpListener::bind(addr);
     assert!(again.is_ok(), "port not freed: {again:?}");
 }
+
+/// gst-launch-1.0 at GST_DEBUG=*:7 with the credentials in MJPEGHTTPSINK_AUTH: viewers
+/// log in (and a wrong password is refused), and neither the password nor its Base64
+/// form appears in the log.
+#[test]
+fn credentials_never_logged_at_debug_level_7() {
+    let exe = std::env::current_exe().unwrap();
+    let plugin_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        plugin_dir.join("libgstmjpeghttp.so").exists(),
+        "cargo build first (scripts/test does)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/with-local-plugins");
+    let log = std::env::temp_dir().join(format!("mjpeg-debug-{}.log", std::process::id()));
+    let mut child = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&plugin_dir)
+        .args([
+            "gst-launch-1.0",
+            "videotestsrc",
+            "is-live=true",
+            "!",
+            "video/x-raw,width=64,height=48,framerate=5/1",
+            "!",
+            "jpegenc",
+            "!",
+            "mjpeghttpsink",
+            "address=127.0.0.1",
+        ])
+        .arg(format!("port={port}"))
+        .env("GST_DEBUG", "*:7")
+        .env("GST_DEBUG_NO_COLOR", "1")
+        .env("GST_DEBUG_FILE", &log)
+        .env("MJPEGHTTPSINK_AUTH", "watcher:Hunter2-secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "gst-launch never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // watcher:Hunter2-secret, then watcher:wrong
+    let mut status = 0;
+    while status != 200 && Instant::now() < deadline {
+        status = get(
+            addr,
+            "/snapshot.jpg",
+            "Authorization: Basic d2F0Y2hlcjpIdW50ZXIyLXNlY3JldA==\r\n",
+        )
+        .status;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 200);
+    assert_eq!(
+        get(addr, "/", "Authorization: Basic d2F0Y2hlcjp3cm9uZw==\r\n").status,
+        401
+    );
+    assert_eq!(get(addr, "/", "").status, 401);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.lines().count() > 1000, "the debug log is nearly empty");
+    assert!(
+        text.contains("mjpeghttpsink"),
+        "no mjpeghttpsink lines in the log"
+    );
+    for secret in ["Hunter2-secret", "d2F0Y2hlcjpIdW50ZXIyLXNlY3JldA"] {
+        assert!(!text.contains(secret), "{secret} appears in the debug log");
+    }
+}

@@ -24,6 +24,8 @@ const DEFAULT_PORT: u32 = 8080;
 const DEFAULT_ADDRESS: &str = "0.0.0.0";
 const DEFAULT_MAX_CLIENTS: u32 = 32;
 const DEFAULT_TIMEOUT: u32 = 10;
+/// Viewer credentials from the environment when `auth` is not set.
+const AUTH_ENV: &str = "MJPEGHTTPSINK_AUTH";
 
 #[derive(Clone)]
 struct Settings {
@@ -92,7 +94,7 @@ impl ObjectImpl for MjpegHttpSink {
                     .build(),
                 glib::ParamSpecString::builder("auth")
                     .nick("Viewer credentials")
-                    .blurb("user:password for HTTP Basic auth (kept only as a salted hash; empty: no auth)")
+                    .blurb("user:password for HTTP Basic auth (kept only as a salted hash; empty: no auth; default from MJPEGHTTPSINK_AUTH, which keeps it out of gst-launch's debug log)")
                     .write_only()
                     .mutable_ready()
                     .build(),
@@ -207,7 +209,14 @@ impl ElementImpl for MjpegHttpSink {
 
 impl BaseSinkImpl for MjpegHttpSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().unwrap().clone();
+        let mut s = self.settings.lock().unwrap().clone();
+        if s.auth.is_none() {
+            // gst-launch-1.0 logs its command line at debug level: the environment keeps
+            // the credentials out of it.
+            if let Some(a) = std::env::var(AUTH_ENV).ok().filter(|a| !a.is_empty()) {
+                s.auth = Some(Auth::new(&a));
+            }
+        }
         let ip: IpAddr = s.address.parse().map_err(|_| {
             gst::error_msg!(
                 gst::ResourceError::Settings,
