@@ -528,6 +528,21 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Ctrl-C and SIGTERM end a long-running command cleanly (EOS, files finished).
+fn stop_on_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+    }
+}
+
 /// Ring recording: `camsrc ! ringrecorder` until Ctrl-C/SIGTERM (then EOS, so the
 /// segment in progress is finished) or `--seconds`.
 fn record(uri: &str, o: &Opts) -> Result<i32, String> {
@@ -575,16 +590,7 @@ fn record(uri: &str, o: &Opts) -> Result<i32, String> {
             }
         }
     });
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_stop_signal as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_stop_signal as *const () as libc::sighandler_t,
-        );
-    }
+    stop_on_signals();
     println!(
         "cam: recording into {} ({} segments of {}, max-bytes {}, max-age {}); Ctrl-C stops",
         rec.property::<Option<String>>("location")
@@ -693,16 +699,7 @@ fn serve(uri: &str, o: &Opts) -> Result<i32, String> {
             }
         }
     });
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_stop_signal as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_stop_signal as *const () as libc::sighandler_t,
-        );
-    }
+    stop_on_signals();
     let bus = pipeline.bus().unwrap();
     bus.set_sync_handler(|_, msg| {
         if let gst::MessageView::Element(e) = msg.view() {
