@@ -89,3 +89,9 @@ for f in $segs; do
   grep -q "H.264" <<<"$info" && grep -qi "AAC" <<<"$info" || { echo "$f: $info"; exit 1; }
 done
 echo "ringrecorder recorded $(echo "$segs" | wc -l) playable segments from gst-launch-1.0"
+# mjpeghttpsink, installed: its properties as gst-inspect shows them.
+test -f "$plugindir/libgstmjpeghttp.so"
+inspect=$(gst-inspect-1.0 mjpeghttpsink)
+for want in "max-clients" "bound-port" "Default: 8080" "Default: \"0.0.0.0\"" "Write only" "image/jpeg"; do
+  grep -q -- "$want" <<<"$inspect" || { echo "gst-inspect-1.0 mjpeghttpsink lacks: $want"; exit 1; }
+done
