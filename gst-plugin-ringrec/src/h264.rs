@@ -13,6 +13,15 @@ pub fn nal_length_size(avcc: &[u8]) -> usize {
     }
 }
 
+/// NAL unit length size of H.264 caps in AVC form (from their `codec_data`); 4 when the
+/// caps have none.
+pub fn caps_nal_length_size(caps: Option<&gst::CapsRef>) -> usize {
+    caps.and_then(|c| c.structure(0))
+        .and_then(|s| s.get::<gst::Buffer>("codec_data").ok())
+        .and_then(|d| d.map_readable().ok().map(|m| nal_length_size(&m)))
+        .unwrap_or(4)
+}
+
 /// Whether the access unit holds an IDR slice (NAL type 5). Walks the length
 /// prefixes only; a malformed length ends the walk.
 pub fn has_idr(au: &[u8], length_size: usize) -> bool {

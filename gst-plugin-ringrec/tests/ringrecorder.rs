@@ -74,15 +74,7 @@ fn frames(path: &Path) -> Vec<(u64, bool)> {
     let out2 = out.clone();
     let pad = p.by_name("q").unwrap().static_pad("sink").unwrap();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let nls = pad
-            .current_caps()
-            .and_then(|c| {
-                let s = c.structure(0)?;
-                let d = s.get::<gst::Buffer>("codec_data").ok()?;
-                let m = d.map_readable().ok()?;
-                Some(gstringrec::h264::nal_length_size(&m))
-            })
-            .unwrap_or(4);
+        let nls = gstringrec::h264::caps_nal_length_size(pad.current_caps().as_deref());
         if let Some(b) = info.buffer() {
             let idr = b
                 .map_readable()
@@ -122,32 +114,13 @@ fn segments_are_named_announced_complete_and_pruned() {
         tapo.uri("pw"),
         loc.display()
     );
-    let pipeline = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
     let mut announced = Vec::new();
-    let mut problems = Vec::new();
-    let until = Instant::now() + Duration::from_secs(11);
-    while Instant::now() < until {
-        let Some(m) = bus.timed_pop(gst::ClockTime::from_mseconds(50)) else {
-            continue;
-        };
-        match m.view() {
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure().filter(|s| s.name() == "ringrecorder-segment") {
-                    announced.push(s.to_owned());
-                }
-            }
-            gst::MessageView::Error(e) => problems.push(e.error().to_string()),
-            _ => {}
+    let problems = run(&launch(&desc), 11, |_, m| {
+        if let Some(s) = element_message(m, "ringrecorder-segment") {
+            announced.push(s.to_owned());
         }
-    }
-    pipeline.send_event(gst::event::Eos::new());
-    let _ = bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos]);
-    pipeline.set_state(gst::State::Null).unwrap();
+    })
+    .errors;
     assert!(problems.is_empty(), "{problems:?}");
     assert!(announced.len() >= 3, "{announced:?}");
     for s in &announced {
@@ -175,18 +148,7 @@ fn segments_are_named_announced_complete_and_pruned() {
         .iter()
         .map(|f| (f.clone(), std::fs::metadata(f).unwrap().len()))
         .collect();
-    let pipeline = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    std::thread::sleep(Duration::from_secs(5));
-    pipeline.send_event(gst::event::Eos::new());
-    let _ = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos]);
-    pipeline.set_state(gst::State::Null).unwrap();
+    run(&launch(&desc), 5, |_, _| {});
     let after = files(&loc);
     assert!(after.len() <= 3, "{after:?}");
     assert!(
@@ -218,10 +180,7 @@ fn no_frame_lost_or_duplicated_at_boundaries() {
         tapo.uri("pw"),
         loc.display()
     );
-    let pipeline = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch(&desc);
     let sent = Arc::new(AtomicU64::new(0));
     let s2 = sent.clone();
     pipeline
@@ -237,22 +196,8 @@ fn no_frame_lost_or_duplicated_at_boundaries() {
                 gst::PadProbeReturn::Ok
             });
         });
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    std::thread::sleep(Duration::from_secs(9));
-    pipeline.send_event(gst::event::Eos::new());
-    let eos = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(10),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(
-        matches!(
-            eos.as_ref().map(|m| m.view()),
-            Some(gst::MessageView::Eos(_))
-        ),
-        "{eos:?}"
-    );
+    let ran = run(&pipeline, 9, |_, _| {});
+    assert!(ran.eos && ran.errors.is_empty(), "{:?}", ran.errors);
     let segs = files(&loc);
     assert!(segs.len() >= 3, "{segs:?}");
     let mut total = 0u64;
@@ -380,28 +325,53 @@ fn kill_9_leaves_only_playable_files() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Plays `desc` until `secs` have passed, handing every bus message and the elapsed
-/// time to `f` (which may act on the camera); then EOS. Returns the error messages.
-fn run(desc: &str, secs: u64, mut f: impl FnMut(Duration, Option<&gst::Message>)) -> Vec<String> {
-    let pipeline = gst::parse::launch(desc)
+fn launch(desc: &str) -> gst::Pipeline {
+    gst::parse::launch(desc)
         .unwrap()
         .downcast::<gst::Pipeline>()
-        .unwrap();
+        .unwrap()
+}
+
+/// How a [`run`] ended.
+struct Ran {
+    /// Error messages, during the run and while waiting for EOS.
+    errors: Vec<String>,
+    /// EOS came back after it was sent.
+    eos: bool,
+}
+
+/// Plays `pipeline` until `secs` have passed, handing every bus message and the elapsed
+/// time to `f` (which may act on the camera); then EOS, and NULL.
+fn run(
+    pipeline: &gst::Pipeline,
+    secs: u64,
+    mut f: impl FnMut(Duration, Option<&gst::Message>),
+) -> Ran {
+    let error = |m: &gst::Message| match m.view() {
+        gst::MessageView::Error(e) => Some(format!("{} ({:?})", e.error(), e.debug())),
+        _ => None,
+    };
     let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let started = Instant::now();
     let mut errors = Vec::new();
     while started.elapsed() < Duration::from_secs(secs) {
         let m = bus.timed_pop(gst::ClockTime::from_mseconds(50));
-        if let Some(gst::MessageView::Error(e)) = m.as_ref().map(|m| m.view()) {
-            errors.push(format!("{} ({:?})", e.error(), e.debug()));
-        }
+        errors.extend(m.as_ref().and_then(error));
         f(started.elapsed(), m.as_ref());
     }
     pipeline.send_event(gst::event::Eos::new());
-    let _ = bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos]);
+    let end = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(10),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    errors.extend(end.as_ref().and_then(error));
+    let eos = matches!(
+        end.as_ref().map(|m| m.view()),
+        Some(gst::MessageView::Eos(_))
+    );
     pipeline.set_state(gst::State::Null).unwrap();
-    errors
+    Ran { errors, eos }
 }
 
 fn element_message<'a>(m: Option<&'a gst::Message>, name: &str) -> Option<&'a gst::StructureRef> {
@@ -484,7 +454,7 @@ fn disk_full_warns_keeps_files_and_resumes() {
     let mut resumed = false;
     let mut closed_before_error: Vec<(PathBuf, u64)> = Vec::new();
     let mut freed_at = None;
-    let errors = run(&desc, 25, |t, m| {
+    let errors = run(&launch(&desc), 25, |t, m| {
         if let Some(gst::MessageView::Warning(w)) = m.map(|m| m.view()) {
             warnings.push((w.error(), t));
         }
@@ -510,7 +480,8 @@ fn disk_full_warns_keeps_files_and_resumes() {
             std::fs::remove_file(&filler).unwrap();
             freed_at = Some(t);
         }
-    });
+    })
+    .errors;
     assert!(errors.is_empty(), "the recording must go on: {errors:?}");
     assert!(!error_msgs.is_empty(), "the disk never filled up");
     let no_space: Vec<_> = warnings
@@ -576,7 +547,7 @@ fn camera_stall_and_reboot_are_gaps_not_corruption() {
     );
     let mut step = 0;
     let mut online = 0;
-    let errors = run(&desc, 22, |t, m| {
+    let errors = run(&launch(&desc), 22, |t, m| {
         if element_message(m, "camsrc-online").is_some() {
             online += 1;
         }
@@ -590,7 +561,8 @@ fn camera_stall_and_reboot_are_gaps_not_corruption() {
             tapo.command("restart 2000");
             step = 3;
         }
-    });
+    })
+    .errors;
     assert!(errors.is_empty(), "{errors:?}");
     assert!(online >= 2, "camsrc came back {online} times");
     let segs = finished(&loc);
@@ -644,7 +616,7 @@ fn retention_by_bytes_and_age_holds_while_recording() {
     );
     let mut checks = 0;
     let mut largest = 0u64;
-    let errors = run(&desc, 14, |_, m| {
+    let errors = run(&launch(&desc), 14, |_, m| {
         let Some(s) = element_message(m, "ringrecorder-segment") else {
             return;
         };
@@ -670,7 +642,8 @@ fn retention_by_bytes_and_age_holds_while_recording() {
             assert!(now - start <= 5 + 3 + 1, "{name} is {} s old", now - start);
         }
         checks += 1;
-    });
+    })
+    .errors;
     assert!(errors.is_empty(), "{errors:?}");
     assert!(checks >= 4, "only {checks} segments closed");
     assert!(

@@ -118,13 +118,6 @@ impl State {
             self.closing.push(h);
         }
     }
-
-    fn video_caps_codec_data(&self, caps: Option<&gst::Caps>) -> Option<Vec<u8>> {
-        let s = caps?.structure(0)?;
-        let data = s.get::<gst::Buffer>("codec_data").ok()?;
-        let map = data.map_readable().ok()?;
-        Some(map.as_slice().to_vec())
-    }
 }
 
 pub struct RingRecorder {
@@ -560,10 +553,7 @@ impl RingRecorder {
         if caps.is_some() && caps != st.video_caps {
             // New SPS/PPS (a camera restart with other settings): new file.
             st.split |= st.writer.is_some();
-            st.nal_length_size = st
-                .video_caps_codec_data(caps.as_ref())
-                .map(|d| h264::nal_length_size(&d))
-                .unwrap_or(4);
+            st.nal_length_size = h264::caps_nal_length_size(caps.as_deref());
             st.video_caps = caps;
         }
         // Segments start at IDR frames: h264parse also flags non-IDR I frames as key.
