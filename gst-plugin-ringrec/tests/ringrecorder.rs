@@ -416,7 +416,21 @@ impl Drop for Tmpfs {
                 }
             }
         }
-        let _ = Command::new("umount").arg(&self.0).status();
+        // Child processes of other tests running in parallel (tapo-sim, gst-launch)
+        // inherit descriptors that filesink opened without O_CLOEXEC, which keeps the
+        // mount busy for a moment: retry, then detach it lazily.
+        for _ in 0..10 {
+            if Command::new("umount")
+                .arg(&self.0)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
