@@ -171,6 +171,37 @@ impl Run {
         f(&self.got.lock().unwrap())
     }
 
+    /// What the test saw so far, for a failed wait's message: counts, camsrc's stats,
+    /// its element messages, errors and warnings.
+    fn diag(&self) -> String {
+        let stats = self.src.property::<gst::Structure>("stats");
+        let g = self.got.lock().unwrap();
+        let t0 = g.messages.first().map(|(t, _)| *t);
+        let msgs: Vec<String> = g
+            .messages
+            .iter()
+            .map(|(t, s)| {
+                let at = t0.map(|t0| t.duration_since(t0).as_millis()).unwrap_or(0);
+                format!("+{at}ms {s}")
+            })
+            .collect();
+        format!(
+            "{} video, {} audio buffers, pads done {}; stats {stats}; messages {msgs:#?}; errors {:?}; warnings {:?}",
+            g.video.len(),
+            g.audio.len(),
+            g.no_more_pads,
+            g.errors,
+            g.warnings
+        )
+    }
+
+    /// Wait for `f`, or panic with `what` and everything seen so far.
+    fn expect(&self, timeout: Duration, what: &str, f: impl Fn(&Collected) -> bool) {
+        if !self.wait(timeout, f) {
+            panic!("{what} within {timeout:?}: {}", self.diag());
+        }
+    }
+
     fn video_count(&self) -> usize {
         self.got.lock().unwrap().video.len()
     }
@@ -307,7 +338,9 @@ fn streams_tapo_with_every_firmware_quirk() {
         &tapo.uri(TAPO_PASSWORD),
         &[("stall-timeout", &3u32), ("rtsp-transport", &"udp")],
     );
-    assert!(r.wait(Duration::from_secs(20), |g| g.video.len() >= 10));
+    r.expect(Duration::from_secs(20), "10 video frames", |g| {
+        g.video.len() >= 10
+    });
     std::thread::sleep(Duration::from_secs(8));
     let (_, conns, keepalives) = tapo.stats();
     let got = r.stop();
@@ -331,7 +364,9 @@ fn freeze_is_detected_and_thaw_resumes() {
     let tapo = tapo(&[]);
     let stall = 2u32;
     let r = run(&tapo.uri(TAPO_PASSWORD), &[("stall-timeout", &stall)]);
-    assert!(r.wait(Duration::from_secs(20), |g| g.video.len() >= 30));
+    r.expect(Duration::from_secs(20), "30 video frames", |g| {
+        g.video.len() >= 30
+    });
     tapo.freeze();
     let frozen_at = Instant::now();
     assert!(
@@ -392,19 +427,18 @@ fn freeze_is_detected_and_thaw_resumes() {
 fn camera_restart_is_survived() {
     let mut tapo = tapo(&[]);
     let r = run(&tapo.uri(TAPO_PASSWORD), &[("stall-timeout", &3u32)]);
-    assert!(r.wait(Duration::from_secs(20), |g| g.video.len() >= 30));
+    r.expect(Duration::from_secs(20), "30 video frames", |g| {
+        g.video.len() >= 30
+    });
     tapo.command("restart 2000");
-    assert!(
-        r.wait(Duration::from_secs(8), |g| g
-            .messages
-            .iter()
-            .any(|(_, s)| s.name() == "camsrc-offline")),
-        "restart not noticed"
-    );
+    r.expect(Duration::from_secs(8), "the restart noticed", |g| {
+        g.messages.iter().any(|(_, s)| s.name() == "camsrc-offline")
+    });
     let n = r.video_count();
-    assert!(
-        r.wait(Duration::from_secs(15), |g| g.video.len() > n + 30),
-        "no frames after the camera came back"
+    r.expect(
+        Duration::from_secs(15),
+        "frames after the camera came back",
+        |g| g.video.len() > n + 30,
     );
     let got = r.stop();
     let g = got.lock().unwrap();
@@ -444,7 +478,9 @@ fn wrong_path_is_not_found() {
     let tapo = tapo(&[]);
     let uri = tapo.uri(TAPO_PASSWORD).replace("/stream2", "/stream9");
     let r = run(&uri, &[]);
-    assert!(r.wait(Duration::from_secs(10), |g| !g.errors.is_empty()));
+    r.expect(Duration::from_secs(10), "!g.errors.is_empty()", |g| {
+        !g.errors.is_empty()
+    });
     let got = r.stop();
     let e = got.lock().unwrap().errors[0].clone();
     assert!(e.matches(gst::ResourceError::NotFound), "{e}");
@@ -516,11 +552,15 @@ fn kasa_stall_and_restart_through_camsrc() {
         "stall not reported"
     );
     let n = r.video_count();
-    assert!(r.wait(Duration::from_secs(10), |g| g.video.len() > n + 20));
+    r.expect(Duration::from_secs(10), "g.video.len() > n + 20", |g| {
+        g.video.len() > n + 20
+    });
     sim.inject(Fault::Restart(Duration::from_secs(2)));
     let n = r.video_count();
     std::thread::sleep(Duration::from_secs(1));
-    assert!(r.wait(Duration::from_secs(15), |g| g.video.len() > n + 40));
+    r.expect(Duration::from_secs(15), "g.video.len() > n + 40", |g| {
+        g.video.len() > n + 40
+    });
     let got = r.stop();
     let g = got.lock().unwrap();
     assert!(g.errors.is_empty(), "{:?}", g.errors);
@@ -539,7 +579,9 @@ fn tutk_without_tutksrc_is_a_clear_error() {
         return; // covered by the tutksrc tests once that plugin exists
     }
     let r = run("tutk://admin:pw@HBNASLSCFC1MN4Y9221A", &[]);
-    assert!(r.wait(Duration::from_secs(5), |g| !g.errors.is_empty()));
+    r.expect(Duration::from_secs(5), "!g.errors.is_empty()", |g| {
+        !g.errors.is_empty()
+    });
     let got = r.stop();
     let e = got.lock().unwrap().errors[0].to_string();
     assert!(e.contains("tutk://") && e.contains("tutksrc"), "{e}");
@@ -549,7 +591,9 @@ fn tutk_without_tutksrc_is_a_clear_error() {
 fn latency_and_uri_queries() {
     let tapo = tapo(&[]);
     let r = run(&tapo.uri(TAPO_PASSWORD), &[("latency", &300u32)]);
-    assert!(r.wait(Duration::from_secs(20), |g| g.video.len() >= 5));
+    r.expect(Duration::from_secs(20), "g.video.len() >= 5", |g| {
+        g.video.len() >= 5
+    });
     let pad = r.src.static_pad("video").unwrap();
     let mut q = gst::query::Latency::new();
     assert!(pad.query(&mut q));

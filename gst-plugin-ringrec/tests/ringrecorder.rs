@@ -559,11 +559,28 @@ fn camera_stall_and_reboot_are_gaps_not_corruption() {
         tapo.uri("pw"),
         loc.display()
     );
+    // Freeze at 4 s, thaw at 9 s; reboot 3 s after the camera is back online (at 14 s
+    // at the earliest), so the two outages stay apart however slow the reconnection.
     let mut step = 0;
     let mut online = 0;
-    let errors = run(&launch(&desc), 22, |t, m| {
+    let mut back_at = None;
+    // Every element message and warning, with its time, for a failure's message.
+    let mut seen = Vec::new();
+    let errors = run(&launch(&desc), 30, |t, m| {
+        match m.map(|m| m.view()) {
+            Some(gst::MessageView::Element(e)) => {
+                if let Some(s) = e.structure() {
+                    seen.push(format!("{t:?} {s}"));
+                }
+            }
+            Some(gst::MessageView::Warning(w)) => seen.push(format!("{t:?} warning {}", w.error())),
+            _ => {}
+        }
         if element_message(m, "camsrc-online").is_some() {
             online += 1;
+            if step == 2 {
+                back_at = Some(t);
+            }
         }
         if step == 0 && t > Duration::from_secs(4) {
             tapo.freeze();
@@ -571,16 +588,27 @@ fn camera_stall_and_reboot_are_gaps_not_corruption() {
         } else if step == 1 && t > Duration::from_secs(9) {
             tapo.thaw();
             step = 2;
-        } else if step == 2 && t > Duration::from_secs(14) {
+        } else if step == 2
+            && back_at
+                .is_some_and(|b| t > (b + Duration::from_secs(3)).max(Duration::from_secs(14)))
+        {
             tapo.command("restart 2000");
             step = 3;
         }
     })
     .errors;
+    assert_eq!(
+        step, 3,
+        "the camera did not come back after the freeze: {seen:#?}"
+    );
     assert!(errors.is_empty(), "{errors:?}");
     assert!(online >= 2, "camsrc came back {online} times");
     let segs = finished(&loc);
-    assert!(!segs.is_empty());
+    assert!(
+        !segs.is_empty(),
+        "no finished segment; files {:?}; messages {seen:#?}",
+        files(&loc)
+    );
     let mut gaps = Vec::new();
     for f in &segs {
         let fr = frames(f);
