@@ -75,7 +75,10 @@ pub fn encode(
     if path.exists() {
         return Ok(path);
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per caller: several threads of one process may encode at once.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     let out = Command::new("gst-launch-1.0")
         .arg("-q")
         .args(format!(

@@ -186,7 +186,7 @@ impl Camera {
 }
 
 /// Where the fake records the IOCtrl requests a camera was sent: one line each,
-/// `<type in hex> <payload in hex>`.
+/// `<type in hex> <payload in hex>`, and `LOGIN` for each `avClientStart2`.
 pub fn ioctl_log(dir: &Path, uid: &str) -> PathBuf {
     dir.join(format!("{uid}.ioctl"))
 }

@@ -317,17 +317,8 @@ pub unsafe extern "C" fn avSendIOCtrl(
     } else {
         std::slice::from_raw_parts(data as *const u8, len as usize)
     };
-    if let Some(d) = dir() {
-        use std::io::Write;
-        let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(config::ioctl_log(&d, &s.camera.uid))
-        {
-            let _ = writeln!(f, "0x{io_type:04X} {hex}");
-        }
-    }
+    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    record(&s.camera.uid, &format!("0x{io_type:04X} {hex}"));
     if io_type == IOTYPE_USER_IPCAM_START {
         s.av.lock()
             .unwrap()
@@ -335,6 +326,20 @@ pub unsafe extern "C" fn avSendIOCtrl(
             .get_or_insert_with(Instant::now);
     }
     0
+}
+
+/// Append a line to the camera's `<UID>.ioctl` record.
+fn record(uid: &str, line: &str) {
+    use std::io::Write;
+    if let Some(d) = dir() {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config::ioctl_log(&d, uid))
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
 }
 
 /// One scheduled fault, once per camera and process.

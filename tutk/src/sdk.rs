@@ -111,7 +111,10 @@ impl Sdk {
                 match open(f) {
                     Ok(l) => libs.push(l),
                     Err(e) => {
-                        tried.push(format!("{} ({e})", f.display()));
+                        let t = format!("{} ({e})", f.display());
+                        if !tried.contains(&t) {
+                            tried.push(t);
+                        }
                         failed = true;
                         break;
                     }
