@@ -275,7 +275,7 @@ pub unsafe extern "C" fn avClientStart2(
         return AV_ER_INVALID_SID;
     };
     if s.camera.start_blocks {
-        let until = Instant::now() + Duration::from_secs(timeout_s.min(600) as u64);
+        let until = Instant::now() + Duration::from_secs(timeout_secs(timeout_s));
         while Instant::now() < until {
             if s.exit.load(Ordering::SeqCst) {
                 return AV_ER_CLIENT_EXIT;
@@ -326,6 +326,12 @@ pub unsafe extern "C" fn avSendIOCtrl(
             .get_or_insert_with(Instant::now);
     }
     0
+}
+
+/// `c_ulong` is 64 bits on x86-64 and aarch64 Linux, 32 on 32-bit ARM.
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+fn timeout_secs(t: c_ulong) -> u64 {
+    (t as u64).min(600)
 }
 
 /// Append a line to the camera's `<UID>.ioctl` record.

@@ -53,7 +53,8 @@ pub struct Sdk {
 }
 
 /// Every library loaded so far, by where it was asked for.
-static LOADED: OnceLock<Mutex<Vec<(String, Arc<Sdk>)>>> = OnceLock::new();
+type Loaded = Mutex<Vec<(String, Arc<Sdk>)>>;
+static LOADED: OnceLock<Loaded> = OnceLock::new();
 
 fn open(name: &Path) -> Result<Library, String> {
     // RTLD_GLOBAL: libAVAPIs.so resolves its IOTC symbols from libIOTCAPIs.so.
@@ -369,6 +370,8 @@ impl SdkBackend {
             });
         }
         let info = SessionInfo {
+            // `c_char` is i8 on x86-64 and u8 on aarch64.
+            #[allow(clippy::unnecessary_cast)]
             mode: Mode::from_c(si.mode as i8),
             remote_ip: ffi::c_field(&si.remote_ip),
             remote_port: si.remote_port,
