@@ -95,3 +95,12 @@ inspect=$(gst-inspect-1.0 mjpeghttpsink)
 for want in "max-clients" "bound-port" "Default: 8080" "Default: \"0.0.0.0\"" "Write only" "image/jpeg"; do
   grep -q -- "$want" <<<"$inspect" || { echo "gst-inspect-1.0 mjpeghttpsink lacks: $want"; exit 1; }
 done
+# tutksrc, installed: its properties, and the SDK that is never shipped.
+test -f "$plugindir/libgsttutksrc.so"
+inspect=$(gst-inspect-1.0 tutksrc)
+for want in "library-path" "license-key" "allow-remote" "Default: false" "Write only" "video/x-h264" "image/jpeg" "tutk"; do
+  grep -q -- "$want" <<<"$inspect" || { echo "gst-inspect-1.0 tutksrc lacks: $want"; exit 1; }
+done
+err=$(TUTK_LIBRARY_PATH=/nonexistent gst-launch-1.0 tutksrc uid=HBNASLSCFC1MN4Y9221A ! fakesink 2>&1 || true)
+grep -q "TUTK SDK not found" <<<"$err" || { echo "tutksrc without an SDK: $err"; exit 1; }
+echo "tutksrc installed; without an SDK it says where it looked"

@@ -172,6 +172,7 @@ fn run(args: &[String]) -> Result<i32, String> {
     gstkasasrc::plugin_register_static().map_err(|e| e.to_string())?;
     gstringrec::plugin_register_static().map_err(|e| e.to_string())?;
     gstmjpeghttp::plugin_register_static().map_err(|e| e.to_string())?;
+    gsttutksrc::plugin_register_static().map_err(|e| e.to_string())?;
     match o.cmd.as_str() {
         "probe" => {
             let (uri, _sim) = camera(&o)?;

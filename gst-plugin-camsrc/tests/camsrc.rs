@@ -20,7 +20,8 @@ fn init() {
         gst::init().unwrap();
         gstcamsrc::plugin_register_static().unwrap();
         gstkasasrc::plugin_register_static().unwrap();
-        for name in ["camsrc", "kasasrc"] {
+        gsttutksrc::plugin_register_static().unwrap();
+        for name in ["camsrc", "kasasrc", "tutksrc"] {
             let f = gst::ElementFactory::find(name).unwrap();
             assert_eq!(
                 f.plugin().and_then(|p| p.filename()),
@@ -830,4 +831,39 @@ fn credentials_never_logged_at_debug_level_7() {
         !log.contains("Wr0ng-Pa55word"),
         "wrong password found in the log"
     );
+}
+
+#[test]
+fn tutk_uri_through_tutksrc_and_the_fake_sdk() {
+    init();
+    let dir = std::env::temp_dir().join(format!("camsrc-tutk-{}", std::process::id()));
+    let cam = tutk_fake_sdk::config::Camera::new("CAMSRCTUTK0000000001", "admin", TAPO_PASSWORD);
+    cam.write(&dir).unwrap();
+    // camsrc has no SDK property: the environment points tutksrc at the library.
+    std::env::set_var(tutk_fake_sdk::config::ENV_DIR, &dir);
+    std::env::set_var("TUTK_LIBRARY_PATH", tutk_fake_sdk::built_library());
+    let r = run(
+        &format!(
+            "tutk://admin:{}@{}",
+            TAPO_PASSWORD.replace('!', "%21"),
+            cam.uid
+        ),
+        &[],
+    );
+    r.expect(
+        Duration::from_secs(20),
+        "30 video frames from tutk://",
+        |g| g.video.len() >= 30,
+    );
+    let got = r.stop();
+    let g = got.lock().unwrap();
+    assert!(g.errors.is_empty(), "{:?}", g.errors);
+    assert_eq!(
+        g.video_caps.as_ref().unwrap().structure(0).unwrap().name(),
+        "video/x-h264"
+    );
+    assert!(g.audio.is_empty());
+    assert_strictly_increasing(&g.video, "video");
+    assert_decodable_key_frames(&g.video);
+    let _ = std::fs::remove_dir_all(&dir);
 }
