@@ -2,6 +2,7 @@
 //! vendor SDK, loaded at run time.
 
 mod tutksrc;
+pub mod uri;
 
 pub use tutksrc::TutkSrc;
 

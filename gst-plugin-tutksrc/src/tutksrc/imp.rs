@@ -4,13 +4,14 @@
 //! flushing aborts a blocked connect at once through `IOTC_Connect_Stop_BySID` and
 //! `avClientExit`.
 
+use crate::uri::parse as parse_uri;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
-use gst_cam_common::uri::{percent_decode, percent_encode};
+use gst_cam_common::uri::percent_encode;
 use kasa_protocol::timing::{PtsMapper, Stream};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -88,7 +89,8 @@ struct Frame {
 
 enum Item {
     Frame(Frame),
-    Error(gst::ErrorMessage),
+    /// The stream ended with an error (already posted).
+    Failed,
 }
 
 #[derive(Default)]
@@ -403,72 +405,6 @@ impl URIHandlerImpl for TutkSrc {
     }
 }
 
-#[derive(Debug)]
-pub(crate) struct TutkUri {
-    uid: String,
-    username: Option<String>,
-    password: Option<Secret>,
-    channel: Option<u32>,
-    allow_remote: Option<bool>,
-}
-
-/// `tutk://[user[:password]@]UID[?channel=N&allow-remote=true]`. Errors never quote the
-/// URI (it may hold the password).
-pub(crate) fn parse_uri(uri: &str) -> Result<TutkUri, String> {
-    let rest = uri
-        .get(..7)
-        .filter(|s| s.eq_ignore_ascii_case("tutk://"))
-        .map(|_| &uri[7..])
-        .ok_or("not a tutk:// URI")?;
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let rest = rest.trim_end_matches('/');
-    let (userinfo, uid) = match rest.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, rest),
-    };
-    if uid.len() != 20 || !uid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err("tutk:// URI: the host must be the camera's 20-character UID".into());
-    }
-    let (mut username, mut password) = (None, None);
-    if let Some(ui) = userinfo {
-        let (u, p) = match ui.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (ui, None),
-        };
-        username = Some(percent_decode(u).ok_or("tutk:// URI: bad %-escape in the user name")?);
-        if let Some(p) = p {
-            password = Some(Secret::new(
-                percent_decode(p).ok_or("tutk:// URI: bad %-escape in the password")?,
-            ));
-        }
-    }
-    let (mut channel, mut allow_remote) = (None, None);
-    for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
-        match kv.split_once('=').unwrap_or((kv, "")) {
-            ("channel", v) => {
-                channel = Some(
-                    v.parse::<u32>()
-                        .ok()
-                        .filter(|c| *c <= 255)
-                        .ok_or("tutk:// URI: channel must be 0-255")?,
-                )
-            }
-            ("allow-remote", v) => allow_remote = Some(matches!(v, "true" | "1" | "yes")),
-            (k, _) => return Err(format!("tutk:// URI: unknown parameter {k:?}")),
-        }
-    }
-    Ok(TutkUri {
-        uid: uid.to_ascii_uppercase(),
-        username,
-        password,
-        channel,
-        allow_remote,
-    })
-}
-
 impl BaseSrcImpl for TutkSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
@@ -616,10 +552,7 @@ impl PushSrcImpl for TutkSrc {
             }
         };
         let f = match item {
-            Item::Error(msg) => {
-                self.post_error_message(msg);
-                return Err(gst::FlowError::Error);
-            }
+            Item::Failed => return Err(gst::FlowError::Error),
             Item::Frame(f) => f,
         };
         let mut codec = self.codec.lock().unwrap();
@@ -775,37 +708,13 @@ fn sdk_thread(
         Flow::Continue
     });
     if let Err(e) = r {
+        // Posted from here, so it is seen in PAUSED too (a live source's create() only
+        // runs in PLAYING); create() then ends the streaming thread.
         gst::debug!(CAT, obj = element, "stream ended: {e}");
+        element.post_error_message(error_message(&e));
         let mut q = shared.queue.lock().unwrap();
-        q.items.push_back(Item::Error(error_message(&e)));
+        q.items.push_back(Item::Failed);
         shared.cv.notify_all();
     }
     drop(backend);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uri_forms() {
-        let u = parse_uri("tutk://admin:p%40ss@hbnaslscfc1mn4y9221a?channel=2&allow-remote=true")
-            .unwrap();
-        assert_eq!(u.uid, "HBNASLSCFC1MN4Y9221A");
-        assert_eq!(u.username.as_deref(), Some("admin"));
-        assert_eq!(u.password.unwrap().expose(), "p@ss");
-        assert_eq!((u.channel, u.allow_remote), (Some(2), Some(true)));
-        let u = parse_uri("TUTK://HBNASLSCFC1MN4Y9221A/").unwrap();
-        assert!(u.username.is_none() && u.password.is_none());
-        for bad in [
-            "tutk://admin:secretpw@SHORT",
-            "kasa://HBNASLSCFC1MN4Y9221A",
-            "tutk://HBNASLSCFC1MN4Y9221A?channel=999",
-            "tutk://HBNASLSCFC1MN4Y9221A?bogus=1",
-            "tutk://a:%zz@HBNASLSCFC1MN4Y9221A",
-        ] {
-            let e = parse_uri(bad).unwrap_err();
-            assert!(!e.contains("secretpw"), "{e}");
-        }
-    }
 }
