@@ -4,5 +4,6 @@
 # in neither the command line nor GStreamer's logs. LAN sessions only; add
 # allow-remote=true to accept P2P/relay (the password then crosses the vendor's servers).
 #   TUTK_PASSWORD=... TUTK_UID=HBNASLSCFC1MN4Y9221A pipelines/tutk-view.sh
-exec gst-launch-1.0 tutksrc uid="${TUTK_UID:?set TUTK_UID to the camera UID}" username="${TUTK_USER:-admin}" \
-  ! h264parse ! avdec_h264 ! videoconvert ! autovideosink
+exec gst-launch-1.0 tutksrc uid="${TUTK_UID:?set TUTK_UID to the camera UID}" username="${TUTK_USER:-admin}" name=t \
+  t.video ! queue ! h264parse ! avdec_h264 ! videoconvert ! autovideosink \
+  t.audio ! queue ! decodebin ! audioconvert ! autoaudiosink

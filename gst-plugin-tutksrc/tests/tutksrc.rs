@@ -67,6 +67,7 @@ fn has_idr(au: &[u8]) -> bool {
 #[derive(Default)]
 struct Seen {
     bufs: Vec<Buf>,
+    audio: Vec<Buf>,
     decoded: usize,
     messages: Vec<gst::Structure>,
     errors: Vec<gst::glib::Error>,
@@ -78,14 +79,21 @@ struct Run {
     seen: Arc<Mutex<Seen>>,
 }
 
-/// `tutksrc ! h264parse ! avdec_h264 ! fakesink`, every buffer of tutksrc recorded.
+/// `tutksrc ! h264parse ! avdec_h264 ! fakesink` (audio, if any, into a decoder and a
+/// fakesink), every buffer of tutksrc recorded.
 fn run(cam: &Camera, props: &[(&str, &dyn ToValue)]) -> Run {
-    let pipeline = gst::parse::launch(
-        "tutksrc name=src ! h264parse ! avdec_h264 ! fakesink name=sink sync=false",
+    run_desc(
+        cam,
+        props,
+        "tutksrc name=src src.video ! h264parse ! avdec_h264 ! fakesink name=sink sync=false",
     )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+}
+
+fn run_desc(cam: &Camera, props: &[(&str, &dyn ToValue)], desc: &str) -> Run {
+    let pipeline = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let src = pipeline.by_name("src").unwrap();
     src.set_property("uid", &cam.uid);
     src.set_property("password", PASSWORD);
@@ -96,19 +104,27 @@ fn run(cam: &Camera, props: &[(&str, &dyn ToValue)]) -> Run {
     }
     let seen = Arc::new(Mutex::new(Seen::default()));
     let s = seen.clone();
-    src.static_pad("src")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+    src.connect_pad_added(move |_, pad| {
+        let s = s.clone();
+        let audio = pad.name() == "audio";
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(b) = info.buffer() {
                 let m = b.map_readable().unwrap();
-                s.lock().unwrap().bufs.push(Buf {
+                let buf = Buf {
                     pts: b.pts().map(|p| p.nseconds()).unwrap_or(u64::MAX),
                     flags: b.flags(),
                     idr: has_idr(&m),
-                });
+                };
+                let mut g = s.lock().unwrap();
+                if audio {
+                    g.audio.push(buf);
+                } else {
+                    g.bufs.push(buf);
+                }
             }
             gst::PadProbeReturn::Ok
         });
+    });
     let s = seen.clone();
     let sink = pipeline.by_name("sink").unwrap();
     sink.static_pad("sink")
@@ -183,12 +199,13 @@ fn decodes_h264_with_key_flags_timestamps_and_latency() {
     r.expect(Duration::from_secs(20), "45 decoded frames", |g| {
         g.decoded >= 45
     });
+    let video = r.src.static_pad("video").unwrap();
     let mut q = gst::query::Latency::new();
-    assert!(r.src.static_pad("src").unwrap().query(&mut q));
+    assert!(video.query(&mut q));
     let (live, min, _) = q.result();
     assert!(live);
     assert_eq!(min, gst::ClockTime::from_mseconds(200));
-    let caps = r.src.static_pad("src").unwrap().current_caps().unwrap();
+    let caps = video.current_caps().unwrap();
     let st = caps.structure(0).unwrap();
     assert_eq!(st.name(), "video/x-h264");
     assert_eq!(st.get::<&str>("stream-format").unwrap(), "byte-stream");
@@ -221,20 +238,26 @@ fn decodes_h264_with_key_flags_timestamps_and_latency() {
         .collect();
     assert_eq!(online.len(), 1);
     assert!(!online[0].get::<bool>("restart").unwrap());
-    // The START request, byte for byte: IOTYPE_USER_IPCAM_START, {u32 channel 0; 4 x 0}.
+    // The START request, byte for byte: IOTYPE_USER_IPCAM_START, {u32 channel 0; 4 x 0},
+    // then AUDIOSTART with the same payload.
     let sent = config::read_ioctl_log(&fake_dir(), &cam.uid);
-    assert_eq!(sent, vec![(0x01FF, vec![0u8; 8])]);
+    assert_eq!(sent, vec![(0x01FF, vec![0u8; 8]), (0x0300, vec![0u8; 8])]);
 }
 
 #[test]
 fn start_request_names_the_channel() {
     let cam = camera(|_| {});
-    let r = run(&cam, &[("channel", &2u32)]);
+    let r = run(&cam, &[("channel", &2u32), ("audio", &false)]);
     r.expect(Duration::from_secs(20), "frames", |g| g.decoded >= 5);
+    assert!(
+        r.src.static_pad("audio").is_none(),
+        "audio=false: no audio pad"
+    );
     r.stop();
     assert_eq!(
         config::read_ioctl_log(&fake_dir(), &cam.uid),
-        vec![(0x01FF, vec![2, 0, 0, 0, 0, 0, 0, 0])]
+        vec![(0x01FF, vec![2, 0, 0, 0, 0, 0, 0, 0])],
+        "no AUDIOSTART with audio=false"
     );
 }
 
@@ -520,14 +543,26 @@ fn password_and_licence_key_never_logged_at_debug_level_7() {
         .arg(&plugin_dir)
         .args([
             "timeout",
-            "20",
+            "-s",
+            "INT",
+            "5",
             "gst-launch-1.0",
+            "-e",
             "-m",
             "tutksrc",
-            "num-buffers=30",
+            "name=s",
         ])
         .arg(format!("uid={}", cam.uid))
-        .args(["!", "h264parse", "!", "avdec_h264", "!", "fakesink"])
+        .args([
+            "s.video",
+            "!",
+            "h264parse",
+            "!",
+            "avdec_h264",
+            "!",
+            "fakesink",
+        ])
+        .args(["s.audio", "!", "mulawdec", "!", "fakesink"])
         .env("GST_DEBUG", "*:7")
         .env("GST_DEBUG_NO_COLOR", "1")
         .env("TUTK_PASSWORD", PASSWORD)
@@ -553,4 +588,38 @@ fn password_and_licence_key_never_logged_at_debug_level_7() {
     );
     assert!(!log.contains(PASSWORD), "the password is in the log");
     assert!(!log.contains(key), "the licence key is in the log");
+}
+
+#[test]
+fn g711_audio_on_its_own_pad_in_step_with_video() {
+    let cam = camera(|c| c.audio = 0x8A);
+    let r = run_desc(
+        &cam,
+        &[],
+        "tutksrc name=src src.video ! h264parse ! avdec_h264 ! fakesink name=sink sync=false \
+         src.audio ! alawdec ! audioconvert ! fakesink sync=false",
+    );
+    r.expect(Duration::from_secs(20), "video and 50 audio parts", |g| {
+        g.decoded >= 30 && g.audio.len() >= 50
+    });
+    let caps = r.src.static_pad("audio").unwrap().current_caps().unwrap();
+    let st = caps.structure(0).unwrap().to_owned();
+    let stats = r.stats();
+    let seen = r.stop();
+    let g = seen.lock().unwrap();
+    assert!(g.errors.is_empty(), "{:?}", g.errors);
+    assert_eq!(st.name(), "audio/x-alaw");
+    assert_eq!(st.get::<i32>("rate").unwrap(), 8000);
+    assert_monotonic(&g.audio);
+    // 40 ms parts, stamped from the camera's clock like the video.
+    let span = (g.audio.last().unwrap().pts - g.audio[0].pts) as f64 / 1e6;
+    let per_part = span / (g.audio.len() - 1) as f64;
+    assert!((35.0..45.0).contains(&per_part), "{per_part} ms per part");
+    let (a0, v0) = (g.audio[0].pts as i64, g.bufs[0].pts as i64);
+    assert!(
+        (a0 - v0).abs() < 500_000_000,
+        "audio starts {} ms from video",
+        (a0 - v0) / 1_000_000
+    );
+    assert!(stats.get::<u64>("audio-frames").unwrap() >= 50);
 }

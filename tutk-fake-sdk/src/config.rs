@@ -31,6 +31,9 @@ pub struct Camera {
     pub clip: Option<PathBuf>,
     /// Frame-info size the camera reports (16; Wyze firmware 40).
     pub info_size: usize,
+    /// Audio codec id after `IOTYPE_USER_IPCAM_AUDIOSTART` (0x89 G.711 mu-law, 0x8A
+    /// A-law), 40 ms parts at 8 kHz; 0 for none.
+    pub audio: u16,
     /// Frames (counted from 0 over every session of this camera in this process)
     /// answered with `AV_ER_INCOMPLETE_FRAME`.
     pub incomplete: Vec<u64>,
@@ -65,6 +68,7 @@ impl Camera {
             height: 240,
             clip: None,
             info_size: 16,
+            audio: 0x89,
             incomplete: Vec::new(),
             lost: Vec::new(),
             close_at: None,
@@ -83,7 +87,7 @@ impl Camera {
                 .join(",")
         };
         let mut s = format!(
-            "uid = {}\nip = {}\nport = {}\nname = {}\nusername = {}\npassword = {}\nmode = {}\nfps = {}\ngop = {}\nseconds = {}\nwidth = {}\nheight = {}\ninfo_size = {}\nincomplete = {}\nlost = {}\nconnect_blocks = {}\nstart_blocks = {}\nconnect_delay_ms = {}\n",
+            "uid = {}\nip = {}\nport = {}\nname = {}\nusername = {}\npassword = {}\nmode = {}\nfps = {}\ngop = {}\nseconds = {}\nwidth = {}\nheight = {}\ninfo_size = {}\naudio = {}\nincomplete = {}\nlost = {}\nconnect_blocks = {}\nstart_blocks = {}\nconnect_delay_ms = {}\n",
             self.uid,
             self.ip,
             self.port,
@@ -97,6 +101,11 @@ impl Camera {
             self.width,
             self.height,
             self.info_size,
+            match self.audio {
+                0x89 => "g711u",
+                0x8A => "g711a",
+                _ => "none",
+            },
             list(&self.incomplete),
             list(&self.lost),
             self.connect_blocks,
@@ -166,6 +175,14 @@ impl Camera {
                 "height" => c.height = v.parse::<u32>().map_err(bad)?.clamp(16, 2160),
                 "clip" => c.clip = Some(PathBuf::from(v)),
                 "info_size" => c.info_size = v.parse::<usize>().map_err(bad)?.clamp(16, 64),
+                "audio" => {
+                    c.audio = match v {
+                        "g711u" => 0x89,
+                        "g711a" => 0x8A,
+                        "none" => 0,
+                        _ => return Err(format!("line {}: audio is g711u, g711a or none", n + 1)),
+                    }
+                }
                 "incomplete" => c.incomplete = list(v)?,
                 "lost" => c.lost = list(v)?,
                 "close_at" => c.close_at = Some(v.parse().map_err(bad)?),

@@ -39,6 +39,9 @@ struct Session {
 struct Av {
     /// When `IOTYPE_USER_IPCAM_START` arrived.
     started: Option<Instant>,
+    /// When `IOTYPE_USER_IPCAM_AUDIOSTART` arrived, and audio parts served since.
+    audio_started: Option<Instant>,
+    audio_next: u64,
     /// Frames of this session consumed so far.
     next: u64,
     closed: Option<c_int>,
@@ -325,6 +328,12 @@ pub unsafe extern "C" fn avSendIOCtrl(
             .started
             .get_or_insert_with(Instant::now);
     }
+    if io_type == IOTYPE_USER_IPCAM_AUDIOSTART {
+        s.av.lock()
+            .unwrap()
+            .audio_started
+            .get_or_insert_with(Instant::now);
+    }
     0
 }
 
@@ -452,6 +461,61 @@ pub unsafe extern "C" fn avRecvFrameData2(
         *frame_index = k as c_uint;
     }
     f.data.len() as c_int
+}
+
+/// Audio parts: 40 ms at 8 kHz, one byte per sample.
+const AUDIO_PART_MS: u64 = 40;
+const AUDIO_PART_BYTES: usize = 320;
+
+#[no_mangle]
+pub unsafe extern "C" fn avRecvAudioData(
+    av: c_int,
+    buf: *mut c_char,
+    buf_max: c_int,
+    frame_info: *mut c_char,
+    info_max: c_int,
+    frame_index: *mut c_uint,
+) -> c_int {
+    let Some(s) = session(av) else {
+        return AV_ER_INVALID_SID;
+    };
+    let mut a = s.av.lock().unwrap();
+    if let Some(code) = a.closed {
+        return code;
+    }
+    let (Some(started), true) = (a.audio_started, s.camera.audio != 0) else {
+        return AV_ER_DATA_NOREADY;
+    };
+    let due = started + Duration::from_millis(a.audio_next * AUDIO_PART_MS);
+    if Instant::now() < due {
+        return AV_ER_DATA_NOREADY;
+    }
+    if buf.is_null() || (buf_max.max(0) as usize) < AUDIO_PART_BYTES {
+        return AV_ER_EXCEED_MAX_SIZE;
+    }
+    let k = a.audio_next;
+    a.audio_next += 1;
+    // Any byte is a G.711 sample: a slow ramp, so the parts differ.
+    for i in 0..AUDIO_PART_BYTES {
+        *buf.add(i) = ((k as usize * AUDIO_PART_BYTES + i) / 8 % 256) as u8 as c_char;
+    }
+    let info = FrameInfo {
+        codec_id: s.camera.audio,
+        flags: AUDIO_8K_16BIT_MONO,
+        cam_index: 0,
+        online_num: 1,
+        reserved: [0; 3],
+        reserved2: 0,
+        timestamp_ms: (BOOT_MS + due.duration_since(boot()).as_millis() as u64) as u32,
+    };
+    if !frame_info.is_null() {
+        let n = 16.min(info_max.max(0) as usize);
+        std::ptr::copy_nonoverlapping(info.to_bytes().as_ptr(), frame_info as *mut u8, n);
+    }
+    if !frame_index.is_null() {
+        *frame_index = k as c_uint;
+    }
+    AUDIO_PART_BYTES as c_int
 }
 
 #[no_mangle]

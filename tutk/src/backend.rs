@@ -256,6 +256,9 @@ pub trait Session: Send {
     fn send_ioctrl(&mut self, io_type: u32, payload: &[u8]) -> Result<(), Error>;
     /// The next frame into `buf`, its header into `info_buf` (never blocks for long).
     fn recv_frame(&mut self, buf: &mut [u8], info_buf: &mut [u8]) -> Recv;
+    /// The next audio frame (after `IOTYPE_USER_IPCAM_AUDIOSTART`); `NotReady` for ever
+    /// when the SDK has no audio call.
+    fn recv_audio(&mut self, buf: &mut [u8], info_buf: &mut [u8]) -> Recv;
 }
 
 #[cfg(test)]

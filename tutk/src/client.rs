@@ -12,6 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 /// The frame-info buffer: 16 bytes in the SDK headers, 40 from Wyze firmware.
 const FRAME_INFO_MAX: usize = 64;
+/// An audio frame: G.711 comes in 20-80 ms parts (160-640 bytes); AAC frames are smaller.
+const MAX_AUDIO_FRAME: usize = 64 * 1024;
 /// How long to sleep on `AV_ER_DATA_NOREADY` (the SDK samples' value).
 const NOREADY_SLEEP: Duration = Duration::from_millis(10);
 
@@ -25,6 +27,8 @@ pub struct StreamOptions {
     /// No frame for this long ends the session (the SDK's own remote timeout can take
     /// much longer).
     pub stall_timeout: Duration,
+    /// Ask for the camera's audio too (`IOTYPE_USER_IPCAM_AUDIOSTART`).
+    pub audio: bool,
 }
 
 /// A frame as it arrived.
@@ -47,6 +51,8 @@ pub enum Event<'a> {
         retry_in: Duration,
     },
     Frame(Frame<'a>),
+    /// An audio frame (G.711 from most cameras: `info.codec_id` says which).
+    Audio(Frame<'a>),
 }
 
 /// What the stream's consumer wants next.
@@ -72,6 +78,7 @@ pub struct Stats {
     pub codec: Option<u16>,
     pub mode: Option<Mode>,
     pub reconnects: u64,
+    pub audio_frames: u64,
     pub last_error: String,
     window: Option<(Instant, u64)>,
 }
@@ -144,8 +151,11 @@ pub fn stream(
     stats: &Mutex<Stats>,
     mut on: impl FnMut(Event) -> Flow,
 ) -> Result<(), Error> {
-    let mut buf = vec![0u8; MAX_FRAME];
-    let mut info_buf = [0u8; FRAME_INFO_MAX];
+    let mut bufs = Buffers {
+        video: vec![0u8; MAX_FRAME],
+        audio: vec![0u8; MAX_AUDIO_FRAME],
+        info: [0u8; FRAME_INFO_MAX],
+    };
     let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
     loop {
@@ -168,15 +178,7 @@ pub fn stream(
                 {
                     return Ok(());
                 }
-                let end = run_session(
-                    session.as_mut(),
-                    opts,
-                    cancel,
-                    stats,
-                    &mut buf,
-                    &mut info_buf,
-                    &mut on,
-                );
+                let end = run_session(session.as_mut(), opts, cancel, stats, &mut bufs, &mut on);
                 stats.lock().unwrap().connected = false;
                 match end {
                     End::Stop => return Ok(()),
@@ -228,28 +230,62 @@ fn backoff(opts: &StreamOptions, failures: u32) -> Duration {
     (opts.reconnect_delay * f).min(opts.max_reconnect_delay.max(opts.reconnect_delay))
 }
 
+struct Buffers {
+    video: Vec<u8>,
+    audio: Vec<u8>,
+    info: [u8; FRAME_INFO_MAX],
+}
+
 fn run_session(
     session: &mut dyn crate::Session,
     opts: &StreamOptions,
     cancel: &Cancel,
     stats: &Mutex<Stats>,
-    buf: &mut [u8],
-    info_buf: &mut [u8],
+    bufs: &mut Buffers,
     on: &mut impl FnMut(Event) -> Flow,
 ) -> End {
     let start = payload::start_stream(opts.request.channel as u32);
     if let Err(e) = session.send_ioctrl(ffi::IOTYPE_USER_IPCAM_START, &start) {
         return End::Lost(e, false);
     }
+    if opts.audio {
+        if let Err(e) = session.send_ioctrl(ffi::IOTYPE_USER_IPCAM_AUDIOSTART, &start) {
+            return End::Lost(e, false);
+        }
+    }
     let mut need_key = true;
     let mut discont = true;
+    let mut audio_discont = true;
     let mut had_frames = false;
     let mut last = Instant::now();
     loop {
         if cancel.is_cancelled() {
             return End::Stop;
         }
-        match session.recv_frame(buf, info_buf) {
+        // Audio first: its parts are small and frequent; a video frame can wait 10 ms.
+        let mut audio_ready = false;
+        if opts.audio {
+            match session.recv_audio(&mut bufs.audio, &mut bufs.info) {
+                Recv::Frame { len, info, index } => {
+                    audio_ready = true;
+                    stats.lock().unwrap().audio_frames += 1;
+                    let frame = Frame {
+                        data: &bufs.audio[..len],
+                        info,
+                        index,
+                        discont: std::mem::replace(&mut audio_discont, false),
+                    };
+                    if on(Event::Audio(frame)) == Flow::Stop {
+                        return End::Stop;
+                    }
+                }
+                Recv::Dropped(_) => audio_discont = true,
+                Recv::Closed(e) => return End::Lost(e, had_frames),
+                Recv::NotReady => {}
+            }
+        }
+        match session.recv_frame(&mut bufs.video, &mut bufs.info) {
+            Recv::NotReady if audio_ready => {}
             Recv::NotReady => {
                 if last.elapsed() > opts.stall_timeout {
                     return End::Lost(
@@ -278,7 +314,7 @@ fn run_session(
                 had_frames = true;
                 stats.lock().unwrap().count(len, info.codec_id);
                 let frame = Frame {
-                    data: &buf[..len],
+                    data: &bufs.video[..len],
                     info,
                     index,
                     discont: std::mem::replace(&mut discont, false),
@@ -310,6 +346,7 @@ mod tests {
             reconnect_delay: Duration::from_millis(500),
             max_reconnect_delay: Duration::from_secs(3),
             stall_timeout: Duration::from_secs(5),
+            audio: false,
         };
         let d: Vec<u64> = (1..6)
             .map(|n| backoff(&opts, n).as_millis() as u64)

@@ -148,6 +148,9 @@ pub const IOTYPE_USER_IPCAM_START: u32 = 0x01FF;
 pub const IOTYPE_USER_IPCAM_STOP: u32 = 0x02FF;
 pub const IOTYPE_USER_IPCAM_AUDIOSTART: u32 = 0x0300;
 pub const IOTYPE_VENDOR_SET_TIME: u32 = 0xF028;
+/// Audio frame-info flags: `(sample rate << 2) | (data bits << 1) | channels`; 8 kHz,
+/// 16 bit, mono is 0x02 (AVFRAMEINFO.h).
+pub const AUDIO_8K_16BIT_MONO: u8 = 0x02;
 /// `avSendIOCtrl` payloads are at most this long.
 pub const MAX_IOCTRL_LEN: usize = 1024;
 
@@ -233,6 +236,14 @@ pub type FnAvRecvFrameData2 = unsafe extern "C" fn(
     frame_info: *mut c_char,
     info_max: c_int,
     actual_info_size: *mut c_int,
+    frame_index: *mut c_uint,
+) -> c_int;
+pub type FnAvRecvAudioData = unsafe extern "C" fn(
+    av: c_int,
+    buf: *mut c_char,
+    buf_max: c_int,
+    frame_info: *mut c_char,
+    info_max: c_int,
     frame_index: *mut c_uint,
 ) -> c_int;
 pub type FnAvClientExit = unsafe extern "C" fn(sid: c_int, channel: c_uchar);

@@ -41,6 +41,7 @@ pub struct Sdk {
     av_client_start2: FnAvClientStart2,
     av_send_ioctrl: FnAvSendIoCtrl,
     av_recv_frame_data2: FnAvRecvFrameData2,
+    av_recv_audio_data: Option<FnAvRecvAudioData>,
     av_client_exit: FnAvClientExit,
     connect_stop_by_sid: FnConnectStopBySid,
     av_client_stop: FnAvClientStop,
@@ -182,6 +183,7 @@ impl Sdk {
             av_client_start2: find(&libs, "avClientStart2", o)?,
             av_send_ioctrl: find(&libs, "avSendIOCtrl", o)?,
             av_recv_frame_data2: find(&libs, "avRecvFrameData2", o)?,
+            av_recv_audio_data: find(&libs, "avRecvAudioData", o).ok(),
             av_client_exit: find(&libs, "avClientExit", o)?,
             connect_stop_by_sid: find(&libs, "IOTC_Connect_Stop_BySID", o)?,
             av_client_stop: find(&libs, "avClientStop", o)?,
@@ -501,20 +503,56 @@ impl Session for SdkSession {
         match r {
             AV_ER_DATA_NOREADY => Recv::NotReady,
             AV_ER_INCOMPLETE_FRAME | AV_ER_LOSED_THIS_FRAME => Recv::Dropped(r),
-            r if r < 0 => Recv::Closed(Error::Sdk {
-                step: "avRecvFrameData2",
-                code: r,
-            }),
             r => {
-                // Never trust the library's sizes beyond our buffers.
-                let len = (r as usize).min(buf.len());
                 let info_len = (info_size.max(0) as usize).min(info_buf.len());
-                match FrameInfo::parse(&info_buf[..info_len]) {
-                    Some(info) => Recv::Frame { len, info, index },
-                    None => Recv::Dropped(AV_ER_INCOMPLETE_FRAME),
-                }
+                frame_result(
+                    "avRecvFrameData2",
+                    r,
+                    buf.len(),
+                    &info_buf[..info_len],
+                    index,
+                )
             }
         }
+    }
+
+    fn recv_audio(&mut self, buf: &mut [u8], info_buf: &mut [u8]) -> Recv {
+        let Some(recv) = self.closer.sdk.av_recv_audio_data else {
+            return Recv::NotReady;
+        };
+        let mut index: c_uint = 0;
+        let buf_max = buf.len().min(i32::MAX as usize) as c_int;
+        let info_max = info_buf.len().min(i32::MAX as usize) as c_int;
+        // SAFETY: both buffers are passed with their lengths; the index is ours.
+        let r = unsafe {
+            recv(
+                self.closer.av,
+                buf.as_mut_ptr() as *mut c_char,
+                buf_max,
+                info_buf.as_mut_ptr() as *mut c_char,
+                info_max,
+                &mut index,
+            )
+        };
+        match r {
+            AV_ER_DATA_NOREADY => Recv::NotReady,
+            AV_ER_INCOMPLETE_FRAME | AV_ER_LOSED_THIS_FRAME => Recv::Dropped(r),
+            // The audio call reports no info size: the SDK writes a whole FRAMEINFO_t.
+            r => frame_result("avRecvAudioData", r, buf.len(), info_buf, index),
+        }
+    }
+}
+
+/// A receive call's result: an error ends the session; a size is bounded by our buffer.
+fn frame_result(step: &'static str, r: c_int, buf_len: usize, info: &[u8], index: c_uint) -> Recv {
+    if r < 0 {
+        return Recv::Closed(Error::Sdk { step, code: r });
+    }
+    // Never trust the library's sizes beyond our buffers.
+    let len = (r as usize).min(buf_len);
+    match FrameInfo::parse(info) {
+        Some(info) => Recv::Frame { len, info, index },
+        None => Recv::Dropped(AV_ER_INCOMPLETE_FRAME),
     }
 }
 

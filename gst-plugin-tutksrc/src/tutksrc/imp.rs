@@ -1,22 +1,21 @@
-//! The `tutksrc` element: a live push source. One thread of its own makes every SDK
-//! call (connect, START, `avRecvFrameData2`, reconnect with backoff, see
-//! `tutk::client`) and queues frames; `create()` hands them downstream. Stopping or
-//! flushing aborts a blocked connect at once through `IOTC_Connect_Stop_BySID` and
-//! `avClientExit`.
+//! The `tutksrc` element: a live source with a `video` and (optionally) an `audio`
+//! sometimes pad. One thread of its own makes every SDK call (connect, START, receive,
+//! reconnect with backoff: `tutk::client`) and only enqueues; each pad pushes from its
+//! own bounded queue (`gst_cam_common::padqueue`), so a stuck downstream never blocks
+//! the SDK. Stopping aborts a blocked connect at once through `IOTC_Connect_Stop_BySID`
+//! and `avClientExit`.
 
 use crate::uri::parse as parse_uri;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::prelude::*;
-use gst_base::subclass::base_src::CreateSuccess;
-use gst_base::subclass::prelude::*;
+use gst_cam_common::padqueue::{Enqueued, PadQueue};
+use gst_cam_common::srcpad;
 use gst_cam_common::uri::percent_encode;
 use kasa_protocol::timing::{PtsMapper, Stream};
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tutk::client::{self, Event, Flow, StreamOptions};
@@ -32,14 +31,14 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const DEFAULT_USERNAME: &str = "admin";
 const DEFAULT_CHANNEL: u32 = 0;
+const DEFAULT_AUDIO: bool = true;
 const DEFAULT_TIMEOUT_S: u32 = 10;
 const DEFAULT_MAX_RECONNECTS: i32 = -1;
 const DEFAULT_RECONNECT_DELAY_MS: u32 = 1000;
 const DEFAULT_MAX_RECONNECT_DELAY_MS: u32 = 30_000;
 const DEFAULT_LATENCY_MS: u32 = 200;
-/// Frames queued for `create()`: ~4 s at 15 fps. Beyond it downstream is stuck; the
-/// queue is emptied and refilled from the next key frame.
-const MAX_QUEUED: usize = 60;
+/// Video frames to wait for a first audio frame before deciding the camera sends none.
+const AUDIO_PROBE_FRAMES: usize = 8;
 /// Environment fallbacks that keep secrets out of command lines and parser logs.
 const ENV_PASSWORD: &str = "TUTK_PASSWORD";
 const ENV_LICENSE_KEY: &str = "TUTK_LICENSE_KEY";
@@ -53,6 +52,7 @@ struct Settings {
     library_path: Option<String>,
     license_key: Option<Secret>,
     allow_remote: bool,
+    audio: bool,
     timeout: u32,
     max_reconnects: i32,
     reconnect_delay: u32,
@@ -70,6 +70,7 @@ impl Default for Settings {
             library_path: None,
             license_key: None,
             allow_remote: false,
+            audio: DEFAULT_AUDIO,
             timeout: DEFAULT_TIMEOUT_S,
             max_reconnects: DEFAULT_MAX_RECONNECTS,
             reconnect_delay: DEFAULT_RECONNECT_DELAY_MS,
@@ -77,37 +78,6 @@ impl Default for Settings {
             latency: DEFAULT_LATENCY_MS,
         }
     }
-}
-
-struct Frame {
-    data: Vec<u8>,
-    codec: u16,
-    key: bool,
-    pts: u64,
-    discont: bool,
-}
-
-enum Item {
-    Frame(Frame),
-    /// The stream ended with an error (already posted).
-    Failed,
-}
-
-#[derive(Default)]
-struct Queue {
-    items: VecDeque<Item>,
-    flushing: bool,
-    /// Downstream fell behind: wait for a key frame before queueing again.
-    wait_key: bool,
-    overflows: u64,
-}
-
-#[derive(Default)]
-struct Shared {
-    queue: Mutex<Queue>,
-    cv: Condvar,
-    stats: Mutex<client::Stats>,
-    playing: AtomicBool,
 }
 
 struct Running {
@@ -118,17 +88,17 @@ struct Running {
 #[derive(Default)]
 pub struct TutkSrc {
     settings: Mutex<Settings>,
-    shared: Arc<Shared>,
+    stats: Arc<Mutex<client::Stats>>,
     running: Mutex<Option<Running>>,
-    /// The caps last set, by codec id.
-    codec: Mutex<Option<u16>>,
+    pads: Mutex<Vec<(Arc<PadQueue>, JoinHandle<()>)>>,
+    playing: AtomicBool,
 }
 
 #[glib::object_subclass]
 impl ObjectSubclass for TutkSrc {
     const NAME: &'static str = "GstTutkSrc";
     type Type = super::TutkSrc;
-    type ParentType = gst_base::PushSrc;
+    type ParentType = gst::Element;
     type Interfaces = (gst::URIHandler,);
 }
 
@@ -143,6 +113,14 @@ fn caps_for(codec: u16) -> Option<gst::Caps> {
             .field("alignment", "au")
             .build(),
         ffi::CODEC_MJPEG => gst::Caps::builder("image/jpeg").build(),
+        ffi::CODEC_G711U => gst::Caps::builder("audio/x-mulaw")
+            .field("rate", 8000i32)
+            .field("channels", 1i32)
+            .build(),
+        ffi::CODEC_G711A => gst::Caps::builder("audio/x-alaw")
+            .field("rate", 8000i32)
+            .field("channels", 1i32)
+            .build(),
         _ => return None,
     })
 }
@@ -150,10 +128,9 @@ fn caps_for(codec: u16) -> Option<gst::Caps> {
 impl ObjectImpl for TutkSrc {
     fn constructed(&self) {
         self.parent_constructed();
-        let obj = self.obj();
-        obj.set_live(true);
-        obj.set_format(gst::Format::Time);
-        obj.set_do_timestamp(false);
+        // Bins find their sources by this flag: EOS from `gst-launch-1.0 -e` and
+        // pipeline.send_event() reach the element only with it.
+        self.obj().set_element_flags(gst::ElementFlags::SOURCE);
     }
 
     fn properties() -> &'static [glib::ParamSpec] {
@@ -198,6 +175,12 @@ impl ObjectImpl for TutkSrc {
                     .nick("Allow remote sessions")
                     .blurb("Accept a P2P or relay session through the vendor's servers. Off: only a camera reached on the LAN is used, because older SDKs send the password through those servers in near-cleartext (CVE-2021-28372)")
                     .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("audio")
+                    .nick("Audio")
+                    .blurb("Ask for the camera's audio (G.711) and expose it on an 'audio' pad")
+                    .default_value(DEFAULT_AUDIO)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("timeout")
@@ -269,6 +252,7 @@ impl ObjectImpl for TutkSrc {
                 gst::debug!(CAT, imp = self, "licence key set");
             }
             "allow-remote" => s.allow_remote = value.get().unwrap(),
+            "audio" => s.audio = value.get().unwrap(),
             "timeout" => s.timeout = value.get().unwrap(),
             "max-reconnects" => s.max_reconnects = value.get().unwrap(),
             "reconnect-delay" => s.reconnect_delay = value.get().unwrap(),
@@ -286,12 +270,13 @@ impl ObjectImpl for TutkSrc {
             "channel" => s.channel.to_value(),
             "library-path" => s.library_path.to_value(),
             "allow-remote" => s.allow_remote.to_value(),
+            "audio" => s.audio.to_value(),
             "timeout" => s.timeout.to_value(),
             "max-reconnects" => s.max_reconnects.to_value(),
             "reconnect-delay" => s.reconnect_delay.to_value(),
             "max-reconnect-delay" => s.max_reconnect_delay.to_value(),
             "latency" => s.latency.to_value(),
-            "stats" => stats_structure(&self.shared.stats.lock().unwrap()).to_value(),
+            "stats" => stats_structure(&self.stats.lock().unwrap()).to_value(),
             // "password" and "license-key" are write-only; GObject never asks.
             other => unreachable!("unknown or unreadable property {other}"),
         }
@@ -311,6 +296,7 @@ fn stats_structure(s: &client::Stats) -> gst::Structure {
         .field("codec", s.codec.map(client::codec_name).unwrap_or_default())
         .field("mode", s.mode.map(|m| m.to_string()).unwrap_or_default())
         .field("reconnects", s.reconnects)
+        .field("audio-frames", s.audio_frames)
         .field("last-error", &s.last_error)
         .build()
 }
@@ -323,7 +309,7 @@ impl ElementImpl for TutkSrc {
             gst::subclass::ElementMetadata::new(
                 "TUTK/Kalay camera source",
                 "Source/Network",
-                "Live H.264, H.265 or MJPEG from a TUTK/Kalay P2P camera through the vendor SDK loaded at run time (LAN sessions only unless allow-remote)",
+                "Live H.264, H.265 or MJPEG video and G.711 audio from a TUTK/Kalay P2P camera through the vendor SDK loaded at run time (LAN sessions only unless allow-remote)",
                 "homecam-gst developers",
             )
         });
@@ -332,31 +318,78 @@ impl ElementImpl for TutkSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let mut caps = gst::Caps::new_empty();
-            for c in [ffi::CODEC_H264, ffi::CODEC_H265, ffi::CODEC_MJPEG] {
-                caps.merge(caps_for(c).unwrap());
-            }
-            vec![gst::PadTemplate::new(
-                "src",
-                gst::PadDirection::Src,
-                gst::PadPresence::Always,
-                &caps,
-            )
-            .unwrap()]
+            let caps = |codecs: &[u16]| {
+                let mut caps = gst::Caps::new_empty();
+                for &c in codecs {
+                    caps.merge(caps_for(c).unwrap());
+                }
+                caps
+            };
+            vec![
+                gst::PadTemplate::new(
+                    "video",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &caps(&[ffi::CODEC_H264, ffi::CODEC_H265, ffi::CODEC_MJPEG]),
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "audio",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &caps(&[ffi::CODEC_G711U, ffi::CODEC_G711A]),
+                )
+                .unwrap(),
+            ]
         });
         TEMPLATES.as_ref()
+    }
+
+    /// EOS sent to the pipeline (`gst-launch-1.0 -e`, an application finishing a
+    /// recording): stop the camera stream and end every pad, so muxers finalise files.
+    fn send_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            gst::info!(CAT, imp = self, "EOS requested: stopping the camera stream");
+            self.stop_thread();
+            for (q, _) in self.pads.lock().unwrap().iter() {
+                q.push_event(gst::event::Eos::new());
+            }
+            return true;
+        }
+        if matches!(
+            event.view(),
+            gst::EventView::FlushStart(_) | gst::EventView::FlushStop(_)
+        ) {
+            // Straight to the pads, past their queues: the SDK thread goes on (a live
+            // source keeps producing), and what was queued is dropped by the flush.
+            for (q, _) in self.pads.lock().unwrap().iter() {
+                q.pad.push_event(event.clone());
+            }
+            return true;
+        }
+        false
     }
 
     fn change_state(
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "changing state {transition:?}");
         match transition {
-            gst::StateChange::PausedToPlaying => self.shared.playing.store(true, Ordering::SeqCst),
-            gst::StateChange::PlayingToPaused => self.shared.playing.store(false, Ordering::SeqCst),
+            gst::StateChange::ReadyToPaused => self.start()?,
+            gst::StateChange::PausedToPlaying => self.playing.store(true, Ordering::SeqCst),
+            gst::StateChange::PlayingToPaused => self.playing.store(false, Ordering::SeqCst),
+            gst::StateChange::PausedToReady => self.stop(),
             _ => {}
         }
-        self.parent_change_state(transition)
+        let mut ret = self.parent_change_state(transition)?;
+        if matches!(
+            transition,
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused
+        ) {
+            ret = gst::StateChangeSuccess::NoPreroll;
+        }
+        Ok(ret)
     }
 }
 
@@ -405,14 +438,20 @@ impl URIHandlerImpl for TutkSrc {
     }
 }
 
-impl BaseSrcImpl for TutkSrc {
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+impl TutkSrc {
+    fn start(&self) -> Result<(), gst::StateChangeError> {
+        let fail = |kind: gst::LibraryError, msg: String| {
+            gst::element_imp_error!(self, kind, ("{msg}"));
+            gst::StateChangeError
+        };
         let settings = self.settings.lock().unwrap().clone();
         let Some(uid) = settings.uid.clone() else {
-            return Err(gst::error_msg!(
+            gst::element_imp_error!(
+                self,
                 gst::ResourceError::Settings,
                 ("No camera: set 'uid' (or a tutk://user:pass@UID URI)")
-            ));
+            );
+            return Err(gst::StateChangeError);
         };
         let password = settings
             .password
@@ -432,15 +471,15 @@ impl BaseSrcImpl for TutkSrc {
                 .map(PathBuf::from)
                 .as_deref(),
         )
-        .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{e}")))?;
+        .map_err(|e| fail(gst::LibraryError::Init, e.to_string()))?;
         gst::debug!(CAT, imp = self, "TUTK SDK from {}", sdk.origin);
         if license.is_some() && !sdk.takes_license_key() {
             gst::info!(CAT, imp = self, "a licence key is set, but this SDK (pre-4.0) has no TUTK_SDK_Set_License_Key: not used");
         }
         let backend = sdk.acquire(license.as_ref()).map_err(|e| {
-            gst::error_msg!(
+            fail(
                 gst::LibraryError::Init,
-                ("Cannot initialise the TUTK SDK: {e}")
+                format!("Cannot initialise the TUTK SDK: {e}"),
             )
         })?;
         let opts = StreamOptions {
@@ -456,12 +495,11 @@ impl BaseSrcImpl for TutkSrc {
             reconnect_delay: Duration::from_millis(settings.reconnect_delay as u64),
             max_reconnect_delay: Duration::from_millis(settings.max_reconnect_delay as u64),
             stall_timeout: Duration::from_secs(settings.timeout as u64),
+            audio: settings.audio,
         };
-        *self.shared.queue.lock().unwrap() = Queue::default();
-        *self.shared.stats.lock().unwrap() = client::Stats::default();
-        *self.codec.lock().unwrap() = None;
+        *self.stats.lock().unwrap() = client::Stats::default();
         let cancel = Arc::new(Cancel::new());
-        let (c2, shared) = (cancel.clone(), self.shared.clone());
+        let c2 = cancel.clone();
         let element = self.obj().clone();
         gst::info!(
             CAT,
@@ -471,127 +509,59 @@ impl BaseSrcImpl for TutkSrc {
         );
         let thread = std::thread::Builder::new()
             .name("tutksrc-sdk".into())
-            .spawn(move || sdk_thread(element, backend, opts, c2, shared))
-            .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ["thread: {e}"]))?;
+            .spawn(move || Streamer::new(element, opts).run(backend, &c2))
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Thread,
+                    ("Cannot start the SDK thread: {e}")
+                );
+                gst::StateChangeError
+            })?;
         *self.running.lock().unwrap() = Some(Running { thread, cancel });
         Ok(())
     }
 
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(r) = self.running.lock().unwrap().take() {
+    /// Abort the SDK thread wherever it is (a blocked connect included) and wait for it.
+    /// It never blocks on downstream (it only enqueues).
+    fn stop_thread(&self) {
+        let running = self.running.lock().unwrap().take();
+        if let Some(r) = running {
             r.cancel.cancel();
-            self.unlock_queue(true);
             let _ = r.thread.join();
         }
-        self.shared.stats.lock().unwrap().connected = false;
+    }
+
+    fn stop(&self) {
+        self.stop_thread();
+        // Deactivating a pad unblocks its pusher if a push is waiting downstream.
+        let pads = std::mem::take(&mut *self.pads.lock().unwrap());
+        for (q, thread) in pads {
+            let _ = q.pad.set_active(false);
+            q.shutdown();
+            let _ = thread.join();
+            let _ = self.obj().remove_pad(&q.pad);
+        }
+        self.stats.lock().unwrap().connected = false;
         gst::debug!(CAT, imp = self, "stopped");
-        Ok(())
     }
 
-    fn is_seekable(&self) -> bool {
-        false
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        let latency = self.settings.lock().unwrap().latency;
+        srcpad::query(
+            pad,
+            self.obj().upcast_ref(),
+            query,
+            latency,
+            self.obj().uri().map(Into::into),
+        )
     }
 
-    fn query(&self, query: &mut gst::QueryRef) -> bool {
-        match query.view_mut() {
-            gst::QueryViewMut::Latency(q) => {
-                let latency = self.settings.lock().unwrap().latency;
-                q.set(
-                    true,
-                    gst::ClockTime::from_mseconds(latency as u64),
-                    gst::ClockTime::NONE,
-                );
-                true
-            }
-            gst::QueryViewMut::Uri(q) => {
-                q.set_uri(self.obj().uri().as_deref());
-                true
-            }
-            _ => BaseSrcImplExt::parent_query(self, query),
-        }
+    fn post(&self, s: gst::Structure) {
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
-
-    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        self.unlock_queue(true);
-        Ok(())
-    }
-
-    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.unlock_queue(false);
-        Ok(())
-    }
-}
-
-impl TutkSrc {
-    fn unlock_queue(&self, flushing: bool) {
-        let mut q = self.shared.queue.lock().unwrap();
-        q.flushing = flushing;
-        if flushing {
-            q.items.clear();
-            q.wait_key = true;
-        }
-        self.shared.cv.notify_all();
-    }
-}
-
-impl PushSrcImpl for TutkSrc {
-    fn create(
-        &self,
-        _buffer: Option<&mut gst::BufferRef>,
-    ) -> Result<CreateSuccess, gst::FlowError> {
-        let item = {
-            let mut q = self.shared.queue.lock().unwrap();
-            loop {
-                if q.flushing {
-                    return Err(gst::FlowError::Flushing);
-                }
-                if let Some(i) = q.items.pop_front() {
-                    break i;
-                }
-                q = self.shared.cv.wait(q).unwrap();
-            }
-        };
-        let f = match item {
-            Item::Failed => return Err(gst::FlowError::Error),
-            Item::Frame(f) => f,
-        };
-        let mut codec = self.codec.lock().unwrap();
-        if *codec != Some(f.codec) {
-            let caps = caps_for(f.codec).ok_or(gst::FlowError::NotNegotiated)?;
-            gst::info!(
-                CAT,
-                imp = self,
-                "camera sends {}: {caps}",
-                client::codec_name(f.codec)
-            );
-            drop(codec);
-            self.obj()
-                .set_caps(&caps)
-                .map_err(|_| gst::FlowError::NotNegotiated)?;
-            codec = self.codec.lock().unwrap();
-            *codec = Some(f.codec);
-        }
-        drop(codec);
-        let mut buf = gst::Buffer::from_mut_slice(f.data);
-        {
-            let b = buf.get_mut().unwrap();
-            b.set_pts(gst::ClockTime::from_nseconds(f.pts));
-            if !f.key {
-                b.set_flags(gst::BufferFlags::DELTA_UNIT);
-            }
-            if f.discont {
-                b.set_flags(gst::BufferFlags::DISCONT);
-            }
-        }
-        Ok(CreateSuccess::NewBuffer(buf))
-    }
-}
-
-/// The element's running time now, if it is playing.
-fn running_time(element: &super::TutkSrc) -> Option<u64> {
-    let clock = element.clock()?;
-    let base = element.base_time()?;
-    Some(clock.time().nseconds().saturating_sub(base.nseconds()))
 }
 
 fn error_message(e: &Error) -> gst::ErrorMessage {
@@ -617,32 +587,87 @@ fn error_message(e: &Error) -> gst::ErrorMessage {
     }
 }
 
-/// The thread making every SDK call for one start/stop cycle.
-fn sdk_thread(
+/// One buffer waiting for the pads to be decided.
+struct Held {
+    audio: bool,
+    codec: u16,
+    buffer: gst::Buffer,
+}
+
+/// The SDK thread's state for one start/stop cycle.
+struct Streamer {
     element: super::TutkSrc,
-    backend: tutk::sdk::SdkBackend,
     opts: StreamOptions,
-    cancel: Arc<Cancel>,
-    shared: Arc<Shared>,
-) {
-    let uid = opts.request.uid.clone();
-    let mut mapper = PtsMapper::new();
-    let post = |s: gst::Structure| {
-        let _ = element.post_message(gst::message::Element::builder(s).src(&element).build());
-    };
-    let r = client::stream(&backend, &opts, &cancel, &shared.stats, |ev| {
+    mapper: PtsMapper,
+    group_id: gst::GroupId,
+    /// Video, audio queues once exposed, with the codec of their caps.
+    pads: [Option<(Arc<PadQueue>, u16)>; 2],
+    decided: bool,
+    held: Vec<Held>,
+    /// Output restarts at a key frame (after a pause or an overflow).
+    need_key: bool,
+    discont: [bool; 2],
+}
+
+impl Streamer {
+    fn new(element: super::TutkSrc, opts: StreamOptions) -> Streamer {
+        Streamer {
+            element,
+            opts,
+            mapper: PtsMapper::new(),
+            group_id: gst::GroupId::next(),
+            pads: [None, None],
+            decided: false,
+            held: Vec::new(),
+            need_key: true,
+            discont: [true, true],
+        }
+    }
+
+    fn imp(&self) -> &TutkSrc {
+        self.element.imp()
+    }
+
+    fn run(mut self, backend: tutk::sdk::SdkBackend, cancel: &Cancel) {
+        let stats = self.imp().stats.clone();
+        let opts = self.opts.clone();
+        let r = client::stream(&backend, &opts, cancel, &stats, |ev| self.on_event(ev));
+        if let Err(e) = r {
+            gst::debug!(CAT, obj = self.element, "stream ended: {e}");
+            self.element.post_error_message(error_message(&e));
+            // Downstream learns it from an EOS after the error, as from any failed source.
+            for (q, _) in self.pads.iter().flatten() {
+                q.push_event(gst::event::Eos::new());
+            }
+        }
+        drop(backend);
+    }
+
+    /// The running time now, if the element is playing.
+    fn arrival(&self) -> Option<u64> {
+        if !self.imp().playing.load(Ordering::SeqCst) {
+            return None;
+        }
+        let clock = self.element.clock()?;
+        let base = self.element.base_time()?;
+        Some(clock.time().nseconds().saturating_sub(base.nseconds()))
+    }
+
+    fn on_event(&mut self, ev: Event) -> Flow {
+        let uid = self.opts.request.uid.clone();
         match ev {
             Event::Online { info, restart } => {
-                mapper.new_session();
+                self.mapper.new_session();
+                self.need_key = true;
                 gst::info!(
                     CAT,
-                    obj = element,
+                    obj = self.element,
                     "camera {uid} online: {} session with {}:{}",
                     info.mode,
                     info.remote_ip,
                     info.remote_port
                 );
-                post(
+                self.imp().post(
                     gst::Structure::builder("tutksrc-online")
                         .field("uid", &uid)
                         .field("mode", info.mode.to_string())
@@ -657,11 +682,12 @@ fn sdk_thread(
             } => {
                 gst::warning!(
                     CAT,
-                    obj = element,
+                    obj = self.element,
                     "camera {uid} offline: {reason}; retry {attempt} in {} ms",
                     retry_in.as_millis()
                 );
-                post(
+                self.discont = [true, true];
+                self.imp().post(
                     gst::Structure::builder("tutksrc-offline")
                         .field("uid", &uid)
                         .field("reason", reason.to_string())
@@ -670,51 +696,147 @@ fn sdk_thread(
                         .build(),
                 );
             }
-            Event::Frame(f) => {
-                let mut q = shared.queue.lock().unwrap();
-                // A live source produces nothing while paused; start again at a key frame.
-                let arrival =
-                    running_time(&element).filter(|_| shared.playing.load(Ordering::SeqCst));
-                let Some(arrival) = arrival else {
-                    q.wait_key = true;
-                    return Flow::Continue;
-                };
-                if q.wait_key && !f.info.is_key() {
-                    return Flow::Continue;
-                }
-                q.wait_key = false;
-                if q.items.len() >= MAX_QUEUED {
-                    q.items.clear();
-                    q.overflows += 1;
-                    q.wait_key = true;
-                    gst::warning!(CAT, obj = element, "downstream too slow: dropped {MAX_QUEUED} frames, resuming at the next key frame");
-                    return Flow::Continue;
-                }
-                let m = mapper.map(
-                    Stream::Video,
-                    Some(f.info.timestamp_ms as f64 / 1000.0),
-                    arrival,
-                );
-                q.items.push_back(Item::Frame(Frame {
-                    data: f.data.to_vec(),
-                    codec: f.info.codec_id,
-                    key: f.info.is_key(),
-                    pts: m.pts,
-                    discont: f.discont || m.discont,
-                }));
-                shared.cv.notify_all();
-            }
+            Event::Frame(f) => self.frame(false, f),
+            Event::Audio(f) => self.frame(true, f),
         }
         Flow::Continue
-    });
-    if let Err(e) = r {
-        // Posted from here, so it is seen in PAUSED too (a live source's create() only
-        // runs in PLAYING); create() then ends the streaming thread.
-        gst::debug!(CAT, obj = element, "stream ended: {e}");
-        element.post_error_message(error_message(&e));
-        let mut q = shared.queue.lock().unwrap();
-        q.items.push_back(Item::Failed);
-        shared.cv.notify_all();
     }
-    drop(backend);
+
+    fn frame(&mut self, audio: bool, f: client::Frame) {
+        let k = audio as usize;
+        if !audio && f.discont {
+            self.discont[0] = true;
+        }
+        // A live source produces nothing while paused; video starts again at a key frame.
+        let Some(arrival) = self.arrival() else {
+            self.need_key = true;
+            return;
+        };
+        if !audio {
+            if self.need_key && !f.info.is_key() {
+                return;
+            }
+            self.need_key = false;
+        } else if self.need_key {
+            // Audio waits for the video it goes with.
+            return;
+        }
+        if caps_for(f.info.codec_id).is_none() {
+            gst::debug!(
+                CAT,
+                obj = self.element,
+                "frame with codec 0x{:02X} not supported: skipped",
+                f.info.codec_id
+            );
+            return;
+        }
+        let stream = if audio { Stream::Audio } else { Stream::Video };
+        let m = self
+            .mapper
+            .map(stream, Some(f.info.timestamp_ms as f64 / 1000.0), arrival);
+        let mut buffer = gst::Buffer::from_mut_slice(f.data.to_vec());
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_nseconds(m.pts));
+            if !audio {
+                b.set_dts(gst::ClockTime::from_nseconds(m.pts));
+                if !f.info.is_key() {
+                    b.set_flags(gst::BufferFlags::DELTA_UNIT);
+                }
+            }
+            if std::mem::take(&mut self.discont[k]) || m.discont {
+                b.set_flags(gst::BufferFlags::DISCONT);
+            }
+        }
+        let held = Held {
+            audio,
+            codec: f.info.codec_id,
+            buffer,
+        };
+        if self.decided {
+            self.push(held);
+            return;
+        }
+        self.held.push(held);
+        let videos = self.held.iter().filter(|h| !h.audio).count();
+        let audio_seen = self.held.iter().any(|h| h.audio);
+        if videos > 0 && (!self.opts.audio || audio_seen || videos >= AUDIO_PROBE_FRAMES) {
+            self.decide();
+        }
+    }
+
+    /// Expose the pads (video, and audio if it came) together, so muxers see all of them
+    /// before any data, then release what was held.
+    fn decide(&mut self) {
+        self.decided = true;
+        for audio in [false, true] {
+            if let Some(h) = self.held.iter().find(|h| h.audio == audio) {
+                let codec = h.codec;
+                self.add_pad(audio, codec);
+            }
+        }
+        gst::info!(
+            CAT,
+            obj = self.element,
+            "exposing video{} pad",
+            if self.pads[1].is_some() {
+                " and audio"
+            } else {
+                ""
+            }
+        );
+        self.element.no_more_pads();
+        for h in std::mem::take(&mut self.held) {
+            self.push(h);
+        }
+    }
+
+    fn add_pad(&mut self, audio: bool, codec: u16) {
+        let name = if audio { "audio" } else { "video" };
+        let caps = caps_for(codec).expect("supported codec");
+        let templ = self.element.pad_template(name).unwrap();
+        let pad = gst::Pad::builder_from_template(&templ)
+            .name(name)
+            .query_function(|pad, parent, query| {
+                TutkSrc::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
+            })
+            .build();
+        srcpad::expose(self.element.upcast_ref(), &pad, self.group_id, &caps);
+        let (q, thread) = PadQueue::start(pad, "tutksrc");
+        self.imp().pads.lock().unwrap().push((q.clone(), thread));
+        self.pads[audio as usize] = Some((q, codec));
+    }
+
+    fn push(&mut self, h: Held) {
+        let k = h.audio as usize;
+        // Audio that appears after the pads were decided has no pad: dropped.
+        let Some((q, codec)) = self.pads[k].as_mut() else {
+            return;
+        };
+        if *codec != h.codec {
+            let caps = caps_for(h.codec).expect("supported codec");
+            gst::info!(
+                CAT,
+                obj = self.element,
+                "camera switched to {}: {caps}",
+                client::codec_name(h.codec)
+            );
+            q.push_event(gst::event::Caps::new(&caps));
+            *codec = h.codec;
+        }
+        let q = q.clone();
+        if let Enqueued::Overflow(n) = q.push(h.buffer, !h.audio) {
+            // Downstream stuck for seconds: what was queued is gone.
+            gst::warning!(
+                CAT,
+                obj = self.element,
+                "downstream too slow: dropped {n} {} buffers",
+                if h.audio { "audio" } else { "video" }
+            );
+            if !h.audio {
+                self.need_key = true;
+                self.discont[0] = true;
+            }
+        }
+    }
 }

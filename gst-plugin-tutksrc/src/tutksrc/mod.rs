@@ -6,7 +6,7 @@ use gst::prelude::*;
 mod imp;
 
 glib::wrapper! {
-    pub struct TutkSrc(ObjectSubclass<imp::TutkSrc>) @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object, @implements gst::URIHandler;
+    pub struct TutkSrc(ObjectSubclass<imp::TutkSrc>) @extends gst::Element, gst::Object, @implements gst::URIHandler;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

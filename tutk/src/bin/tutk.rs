@@ -353,6 +353,8 @@ fn stream(a: &Args) {
         reconnect_delay: Duration::from_millis(500),
         max_reconnect_delay: Duration::from_secs(30),
         stall_timeout: Duration::from_secs(10),
+        // The file holds the video as sent, nothing else (as tutk-ipcamera-proxy's).
+        audio: false,
     };
     let stats = Arc::new(Mutex::new(client::Stats::default()));
     let (st, c2, every) = (
@@ -402,6 +404,7 @@ fn stream(a: &Args) {
             );
             Flow::Continue
         }
+        Event::Audio(_) => Flow::Continue,
         Event::Frame(f) => match out.write_all(f.data).and_then(|_| out.flush()) {
             Ok(()) => Flow::Continue,
             Err(e) => {
