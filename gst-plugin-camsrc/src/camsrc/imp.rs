@@ -199,6 +199,8 @@ struct Output {
     /// First buffer of the session per pad still to come (DISCONT, GAP).
     first: [bool; 2],
     last_arrival: Option<Instant>,
+    /// The last video buffer from the inner pipeline: audio alone is not a working camera.
+    last_video: Option<Instant>,
 }
 
 impl Output {
@@ -219,6 +221,7 @@ impl Output {
             branches: [false, false],
             first: [true, true],
             last_arrival: None,
+            last_video: None,
         }
     }
 }
@@ -664,6 +667,7 @@ impl CamSrc {
                 o.branches = [false, false];
                 o.first = [true, true];
                 o.last_arrival = None;
+                o.last_video = None;
                 o.held.clear();
             }
             self.stats.lock().unwrap().state = "connecting";
@@ -852,7 +856,10 @@ impl CamSrc {
                     _ => {}
                 }
             }
-            let last = self.output.lock().unwrap().last_arrival;
+            let (last, last_video) = {
+                let o = self.output.lock().unwrap();
+                (o.last_arrival, o.last_video)
+            };
             let now = Instant::now();
             match last {
                 Some(t) => {
@@ -866,6 +873,19 @@ impl CamSrc {
                         return Ended::Restart(format!(
                             "stall: no data for {} s",
                             settings.stall_timeout
+                        ));
+                    }
+                    // Audio flowing without video is a broken session too (seen in
+                    // tests: an RTSP session whose video stream never started while
+                    // its audio ran for 20 s).
+                    let (since, limit) = match last_video {
+                        Some(v) => (v, stall),
+                        None => (started, connect),
+                    };
+                    if now.duration_since(since) > limit {
+                        return Ended::Restart(format!(
+                            "no video for {} s while audio flows",
+                            limit.as_secs()
                         ));
                     }
                 }
@@ -1163,6 +1183,9 @@ impl CamSrc {
             return; // a pipeline being torn down
         }
         o.last_arrival = Some(now);
+        if kind == Kind::Video {
+            o.last_video = Some(now);
+        }
         self.stats
             .lock()
             .unwrap()
