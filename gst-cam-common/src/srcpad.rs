@@ -6,6 +6,22 @@ use gst::prelude::*;
 /// Activate `pad`, store stream-start (with `group_id`), `caps` and a TIME segment
 /// starting at 0 (PTS are running times), and add it to `element`.
 pub fn expose(element: &gst::Element, pad: &gst::Pad, group_id: gst::GroupId, caps: &gst::Caps) {
+    expose_with(element, pad, group_id, Some(caps));
+}
+
+/// The same without caps, for a pad that will only carry EOS: a source asked to end
+/// before its camera ever sent anything still gives downstream (a recorder waiting for
+/// its pads, `gst-launch-1.0 -e`) the EOS it waits for.
+pub fn expose_for_eos(element: &gst::Element, pad: &gst::Pad, group_id: gst::GroupId) {
+    expose_with(element, pad, group_id, None);
+}
+
+fn expose_with(
+    element: &gst::Element,
+    pad: &gst::Pad,
+    group_id: gst::GroupId,
+    caps: Option<&gst::Caps>,
+) {
     let _ = pad.set_active(true);
     let stream_id = pad.create_stream_id(element, Some(pad.name().as_str()));
     let _ = pad.store_sticky_event(
@@ -13,7 +29,9 @@ pub fn expose(element: &gst::Element, pad: &gst::Pad, group_id: gst::GroupId, ca
             .group_id(group_id)
             .build(),
     );
-    let _ = pad.store_sticky_event(&gst::event::Caps::new(caps));
+    if let Some(caps) = caps {
+        let _ = pad.store_sticky_event(&gst::event::Caps::new(caps));
+    }
     let segment = gst::FormattedSegment::<gst::ClockTime>::new();
     let _ = pad.store_sticky_event(&gst::event::Segment::new(&segment));
     let _ = element.add_pad(pad);

@@ -694,3 +694,21 @@ fn retention_by_bytes_and_age_holds_while_recording() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn eos_before_the_camera_ever_answered_still_ends_the_pipeline() {
+    // Ctrl-C on `gst-launch-1.0 -e` while the camera is unreachable: camsrc had no pads
+    // yet, and the requested audio pad of the recorder was never linked. Both used to
+    // leave the pipeline waiting for an EOS for ever.
+    init();
+    let dir = temp("no-camera");
+    let desc = format!(
+        "camsrc name=c uri=rtsp://admin:pw@127.0.0.1:1/stream2 ! ringrecorder name=r location={} c.audio ! r.audio",
+        dir.join("gone").display()
+    );
+    let ran = run(&launch(&desc), 2, |_, _| {});
+    assert!(ran.eos, "no EOS: the pipeline would hang");
+    assert!(ran.errors.is_empty(), "{:?}", ran.errors);
+    assert!(finished(&dir.join("gone")).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

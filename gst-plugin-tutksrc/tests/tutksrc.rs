@@ -71,6 +71,7 @@ struct Seen {
     decoded: usize,
     messages: Vec<gst::Structure>,
     errors: Vec<gst::glib::Error>,
+    eos: bool,
 }
 
 struct Run {
@@ -144,6 +145,7 @@ fn run_desc(cam: &Camera, props: &[(&str, &dyn ToValue)], desc: &str) -> Run {
                 }
             }
             gst::MessageView::Error(e) => g.errors.push(e.error()),
+            gst::MessageView::Eos(_) => g.eos = true,
             _ => {}
         }
         gst::BusSyncReply::Drop
@@ -622,4 +624,15 @@ fn g711_audio_on_its_own_pad_in_step_with_video() {
         (a0 - v0) / 1_000_000
     );
     assert!(stats.get::<u64>("audio-frames").unwrap() >= 50);
+}
+
+#[test]
+fn eos_while_still_connecting_reaches_the_sinks() {
+    // `gst-launch-1.0 -e` stopped before the camera answered: no pads existed yet.
+    let cam = camera(|c| c.connect_blocks = true);
+    let r = run(&cam, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(r.pipeline.send_event(gst::event::Eos::new()));
+    r.expect(Duration::from_secs(10), "EOS at the sink", |g| g.eos);
+    r.stop();
 }

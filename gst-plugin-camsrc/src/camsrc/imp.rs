@@ -492,8 +492,25 @@ impl ElementImpl for CamSrc {
         if let gst::EventView::Eos(_) = event.view() {
             gst::info!(CAT, imp = self, "EOS requested: stopping the camera");
             self.stop_supervisor();
-            for q in self.output.lock().unwrap().pads.iter().flatten() {
+            let audio = self.settings.lock().unwrap().audio;
+            let mut o = self.output.lock().unwrap();
+            // A camera that never sent anything left no pads: expose them now, empty, so
+            // that the EOS reaches downstream (else `gst-launch-1.0 -e` waits for ever).
+            let mut added = false;
+            for kind in [Kind::Video, Kind::Audio] {
+                if o.pads[kind as usize].is_none() && (kind == Kind::Video || audio) {
+                    self.add_pad_for_eos(&mut o, kind);
+                    added = true;
+                }
+            }
+            let announce = added && !o.no_more_pads;
+            o.no_more_pads = true;
+            for q in o.pads.iter().flatten() {
                 q.push_event(gst::event::Eos::new());
+            }
+            drop(o);
+            if announce {
+                self.obj().no_more_pads();
             }
             return true;
         }
@@ -1330,6 +1347,22 @@ impl CamSrc {
                 o.video_started = false;
             }
         }
+    }
+
+    /// A pad with no caps, only to carry EOS (see `send_event`).
+    fn add_pad_for_eos(&self, o: &mut Output, kind: Kind) {
+        let element = self.obj();
+        let name = match kind {
+            Kind::Video => "video",
+            Kind::Audio => "audio",
+        };
+        let templ = element.pad_template(name).unwrap();
+        let pad = gst::Pad::builder_from_template(&templ).name(name).build();
+        srcpad::expose_for_eos(element.upcast_ref(), &pad, o.group_id);
+        gst::info!(CAT, imp = self, "exposing an empty {name} pad for EOS");
+        let (q, thread) = PadQueue::start(pad, "camsrc");
+        o.pads[kind as usize] = Some(q);
+        o.threads.push(thread);
     }
 
     fn add_pad(&self, o: &mut Output, kind: Kind, caps: gst::Caps) -> Arc<PadQueue> {

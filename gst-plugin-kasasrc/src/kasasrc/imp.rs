@@ -376,6 +376,7 @@ impl ElementImpl for KasaSrc {
         if let gst::EventView::Eos(_) = event.view() {
             gst::info!(CAT, imp = self, "EOS requested: stopping the camera stream");
             self.stop_reader();
+            self.expose_pads_for_eos();
             for (q, _) in self.pads.lock().unwrap().iter() {
                 q.push_event(gst::event::Eos::new());
             }
@@ -543,6 +544,34 @@ pub(crate) fn parse_uri(uri: &str) -> Result<KasaUri, String> {
 }
 
 impl KasaSrc {
+    /// A camera that never sent anything left no pads: expose them now, empty, so that
+    /// an EOS reaches downstream (else `gst-launch-1.0 -e` waits for ever).
+    fn expose_pads_for_eos(&self) {
+        let mut pads = self.pads.lock().unwrap();
+        if !pads.is_empty() {
+            return;
+        }
+        let audio = self.settings.lock().unwrap().audio;
+        let element = self.obj();
+        let group_id = gst::GroupId::next();
+        for name in ["video", "audio"] {
+            if name == "audio" && !audio {
+                continue;
+            }
+            let templ = element.pad_template(name).unwrap();
+            let pad = gst::Pad::builder_from_template(&templ).name(name).build();
+            srcpad::expose_for_eos(element.upcast_ref(), &pad, group_id);
+            pads.push(PadQueue::start(pad, "kasasrc"));
+        }
+        drop(pads);
+        gst::info!(
+            CAT,
+            imp = self,
+            "no data yet: empty pads exposed to carry the EOS"
+        );
+        element.no_more_pads();
+    }
+
     fn check_settings(&self) -> Result<(), gst::StateChangeError> {
         let s = self.settings.lock().unwrap().clone();
         if s.ip.is_none() {

@@ -218,6 +218,7 @@ impl ObjectImpl for RingRecorder {
                     // when the application sees it.
                     if let Some(rec) = weak_eos.upgrade() {
                         rec.imp().close_segment();
+                        rec.imp().end_unlinked_audio();
                     }
                 })
                 .build(),
@@ -463,6 +464,28 @@ impl ElementImpl for RingRecorder {
 impl BinImpl for RingRecorder {}
 
 impl RingRecorder {
+    /// An audio pad that was requested but never linked (a camera that sent no audio)
+    /// gets no EOS of its own: end it with the video, or the bin never posts EOS.
+    fn end_unlinked_audio(&self) {
+        let Some(sink) = self.audio_appsink.lock().unwrap().clone() else {
+            return;
+        };
+        let unlinked = self
+            .obj()
+            .static_pad("audio")
+            .is_some_and(|p| p.peer().is_none());
+        if unlinked {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "audio pad unlinked: ending it with the video"
+            );
+            if let Some(pad) = sink.static_pad("sink") {
+                pad.send_event(gst::event::Eos::new());
+            }
+        }
+    }
+
     /// Create the folder, repair what a crash left, apply retention, set up splitmuxsink.
     fn prepare(&self) -> Result<(), gst::StateChangeError> {
         let s = self.settings.lock().unwrap().clone();
