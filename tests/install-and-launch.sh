@@ -31,7 +31,7 @@ port=$(grep -o '127.0.0.1:[0-9]*' "$tmp/sim.log" | head -1 | cut -d: -f2)
 [ -n "$port" ] || { cat "$tmp/sim.log"; exit 1; }
 
 # Record with -e; SIGINT makes gst-launch send EOS so the muxer finalises.
-KASA_PASSWORD='launch-test pw' timeout -s INT 5 gst-launch-1.0 -e \
+KASA_PASSWORD='launch-test pw' timeout -k 30 -s INT 5 gst-launch-1.0 -e \
   kasasrc ip=127.0.0.1 port="$port" username=me@example.com name=k \
   k.video ! h264parse ! queue ! matroskamux name=m ! filesink location="$tmp/rec.mkv" \
   k.audio ! queue ! m.audio_0 > "$tmp/launch.log" 2>&1 || true
@@ -44,7 +44,7 @@ frames=$(gst-launch-1.0 filesrc location="$tmp/rec.mkv" ! matroskademux ! h264pa
 echo "recorded and decoded $frames frames with audio"
 
 # playbin with a kasa:// URI (percent-encoded user), decoding audio and video.
-timeout 5 gst-launch-1.0 -m playbin "uri=kasa://me%40example.com:launch-test%20pw@127.0.0.1:$port" \
+timeout -k 30 5 gst-launch-1.0 -m playbin "uri=kasa://me%40example.com:launch-test%20pw@127.0.0.1:$port" \
   video-sink="fakesink silent=false" audio-sink="fakesink silent=false" -v > "$tmp/playbin.log" 2>&1 || true
 grep -q "kasasrc-online" "$tmp/playbin.log" || { tail -30 "$tmp/playbin.log"; exit 1; }
 if grep -q "ERROR" "$tmp/playbin.log"; then grep ERROR "$tmp/playbin.log"; exit 1; fi
@@ -67,10 +67,10 @@ for _ in $(seq 100); do grep -q "listening on" "$tmp/tapo.log" && break; sleep 0
 tport=$(grep -o '127.0.0.1:[0-9]*' "$tmp/tapo.log" | head -1 | cut -d: -f2)
 [ -n "$tport" ] || { cat "$tmp/tapo.log"; exit 1; }
 export CAM_URI="rtsp://admin@127.0.0.1:$tport/stream2" CAMSRC_PASSWORD='tapo launch pw'
-timeout -s INT 6 sh pipelines/tapo-record.sh "$tmp/tapo.mkv" > "$tmp/tapo-launch.log" 2>&1 || true
+timeout -k 30 -s INT 6 sh pipelines/tapo-record.sh "$tmp/tapo.mkv" > "$tmp/tapo-launch.log" 2>&1 || true
 info=$(gst-discoverer-1.0 "$tmp/tapo.mkv")
 grep -q "H.264" <<<"$info" && grep -q "A-Law" <<<"$info" || { echo "$info"; tail "$tmp/tapo-launch.log"; exit 1; }
-timeout -s INT 6 sh pipelines/tapo-record-mp4.sh "$tmp/tapo.mp4" > "$tmp/tapo-mp4.log" 2>&1 || true
+timeout -k 30 -s INT 6 sh pipelines/tapo-record-mp4.sh "$tmp/tapo.mp4" > "$tmp/tapo-mp4.log" 2>&1 || true
 info=$(gst-discoverer-1.0 "$tmp/tapo.mp4")
 grep -q "H.264" <<<"$info" && grep -qi "AAC" <<<"$info" || { echo "$info"; tail "$tmp/tapo-mp4.log"; exit 1; }
 echo "camsrc recorded the simulated Tapo camera to Matroska (PCMA) and fragmented MP4 (AAC)"
@@ -80,7 +80,7 @@ inspect=$(gst-inspect-1.0 ringrecorder)
 for want in "max-size-time" "max-bytes" "max-age" "Default: \"60s\"" "Default: \"mp4\""; do
   grep -q -- "$want" <<<"$inspect" || { echo "gst-inspect-1.0 ringrecorder lacks: $want"; exit 1; }
 done
-MAX_SIZE_TIME=2s timeout -s INT 8 sh pipelines/tapo-ring-record.sh "$tmp/ring/front" > "$tmp/ring.log" 2>&1 || true
+MAX_SIZE_TIME=2s timeout -k 30 -s INT 8 sh pipelines/tapo-ring-record.sh "$tmp/ring/front" > "$tmp/ring.log" 2>&1 || true
 segs=$(find "$tmp/ring/front" -name 'front-*T*Z*.mp4' | sort)
 [ "$(echo "$segs" | grep -c .)" -ge 2 ] || { find "$tmp/ring"; tail "$tmp/ring.log"; exit 1; }
 [ -z "$(find "$tmp/ring" -name '*.partial')" ] || { echo "a .partial was left after Ctrl-C"; exit 1; }

@@ -12,7 +12,7 @@ grep -q "uid=HBNASLSCFC1MN4Y9221A ip=127.0.0.1 port=32761 name=fake-demo-camera"
 bash scripts/tutk --fake sync -d HBNASLSCFC1MN4Y9221A -u admin 2>"$tmp/sync.log"
 grep -q "synced time" "$tmp/sync.log" || { cat "$tmp/sync.log"; exit 1; }
 grep -q "^0xF028 " "$tmp/cams/HBNASLSCFC1MN4Y9221A.ioctl"
-timeout -s INT 3 bash scripts/tutk --fake -q stream -d HBNASLSCFC1MN4Y9221A -u admin -f "$tmp/out.h264" || true
+timeout -k 30 -s INT 3 bash scripts/tutk --fake -q stream -d HBNASLSCFC1MN4Y9221A -u admin -f "$tmp/out.h264" || true
 gst-launch-1.0 -q filesrc location="$tmp/out.h264" ! h264parse ! avdec_h264 ! fakesink
 [ "$(stat -c %s "$tmp/out.h264")" -gt 1000 ] || { echo "stream wrote too little"; exit 1; }
 echo "scripts/tutk: scan, sync and stream work against the fake SDK"

@@ -339,15 +339,24 @@ fn make_factory(shared: &Arc<Shared>, index: usize) -> gst_rtsp_server::RTSPMedi
 }
 
 /// Push the clip in a loop at real-time pace until the media goes away.
+///
+/// `media-configure` comes before the media's pipeline has started: until it has, the
+/// appsrc answers FLUSHING. Giving up there left a media with audio and no video for
+/// as long as it lived (a client then saw audio only, or nothing with audio off: a test
+/// flake, one run in a few under load). So FLUSHING before the first accepted frame
+/// means "not started yet", and the pacing starts with the first accepted frame.
 fn feed(shared: &Shared, clip: &Clip, appsrc: &gst_app::AppSrc) {
     let period_ns = 1_000_000_000 / u64::from(clip.fps.max(1));
-    let start = Instant::now();
+    let configured = Instant::now();
+    let mut start: Option<Instant> = None;
     let mut n: u64 = 0;
     loop {
-        let due = start + Duration::from_nanos(period_ns * n);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+        if let Some(start) = start {
+            let due = start + Duration::from_nanos(period_ns * n);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
         }
         if shared.down.load(Ordering::SeqCst) {
             let _ = appsrc.end_of_stream();
@@ -360,8 +369,17 @@ fn feed(shared: &Shared, clip: &Clip, appsrc: &gst_app::AppSrc) {
                 .unwrap()
                 .set_flags(gst::BufferFlags::DELTA_UNIT);
         }
-        if appsrc.push_buffer(buf).is_err() {
-            return;
+        match appsrc.push_buffer(buf) {
+            Ok(_) => {
+                start.get_or_insert_with(Instant::now);
+            }
+            Err(gst::FlowError::Flushing)
+                if start.is_none() && configured.elapsed() < Duration::from_secs(30) =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(_) => return,
         }
         shared.counters.video_frames.fetch_add(1, Ordering::Relaxed);
         n += 1;

@@ -899,7 +899,8 @@ impl CamSrc {
                         Some(v) => (v, stall),
                         None => (started, connect),
                     };
-                    if now.duration_since(since) > limit {
+                    let audio_flows = now.duration_since(t) < Duration::from_secs(1);
+                    if audio_flows && now.duration_since(since) > limit {
                         return Ended::Restart(format!(
                             "no video for {} s while audio flows",
                             limit.as_secs()
@@ -1221,7 +1222,10 @@ impl CamSrc {
             .first()
             .is_some_and(|(_, _, t)| t.elapsed() > AUDIO_GRACE);
         let audio_wanted = self.settings.lock().unwrap().audio;
-        if !(has(Kind::Video) && (has(Kind::Audio) || !audio_wanted) || waited) {
+        // Video decides: pads exposed without it would leave gst-launch's delayed
+        // links unmade for good (a video pad added after no-more-pads links nowhere).
+        // A session that sends only audio is restarted by the supervisor instead.
+        if !(has(Kind::Video) && (has(Kind::Audio) || !audio_wanted || waited)) {
             return;
         }
         o.decided = true;
