@@ -104,3 +104,9 @@ done
 err=$(TUTK_LIBRARY_PATH=/nonexistent gst-launch-1.0 tutksrc uid=HBNASLSCFC1MN4Y9221A ! fakesink 2>&1 || true)
 grep -q "TUTK SDK not found" <<<"$err" || { echo "tutksrc without an SDK: $err"; exit 1; }
 echo "tutksrc installed; without an SDK it says where it looked"
+# motiondetect, installed: a gst-launch scene with a moving ball gives a motion start.
+test -f "$plugindir/libgstmotion.so"
+out=$(timeout -k 30 60 gst-launch-1.0 -m videotestsrc pattern=ball num-buffers=30 ! video/x-raw,width=320,height=240 \
+  ! motiondetect min-area=0.001 calm-time=0.5 ! fakesink 2>&1)
+grep -q "motion, type=(string)start" <<<"$out" || { echo "motiondetect under gst-launch: $out" | tail -20; exit 1; }
+echo "motiondetect installed and posting motion messages"
