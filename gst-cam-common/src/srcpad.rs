@@ -1,7 +1,10 @@
 //! What every camera source does with its sometimes pads: expose them with their
 //! sticky events, and answer queries as a live source.
 
+use crate::padqueue::PadQueue;
 use gst::prelude::*;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Activate `pad`, store stream-start (with `group_id`), `caps` and a TIME segment
 /// starting at 0 (PTS are running times), and add it to `element`.
@@ -14,6 +17,29 @@ pub fn expose(element: &gst::Element, pad: &gst::Pad, group_id: gst::GroupId, ca
 /// its pads, `gst-launch-1.0 -e`) the EOS it waits for.
 pub fn expose_for_eos(element: &gst::Element, pad: &gst::Pad, group_id: gst::GroupId) {
     expose_with(element, pad, group_id, None);
+}
+
+/// Empty pads to carry an EOS (see [`expose_for_eos`]): one per name, from the element's
+/// pad templates, each with its pushing thread; then no-more-pads.
+pub fn eos_pads(
+    element: &gst::Element,
+    names: &[&str],
+    thread: &str,
+) -> Vec<(Arc<PadQueue>, JoinHandle<()>)> {
+    let group_id = gst::GroupId::next();
+    let pads = names
+        .iter()
+        .map(|name| {
+            let templ = element
+                .pad_template(name)
+                .expect("a pad template of this name");
+            let pad = gst::Pad::builder_from_template(&templ).name(*name).build();
+            expose_for_eos(element, &pad, group_id);
+            PadQueue::start(pad, thread)
+        })
+        .collect();
+    element.no_more_pads();
+    pads
 }
 
 fn expose_with(

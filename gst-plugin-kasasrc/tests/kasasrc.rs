@@ -884,3 +884,27 @@ fn paused_exposes_pads_but_pushes_nothing() {
     assert!(!got.video[0].flags.contains(gst::BufferFlags::DELTA_UNIT));
     assert_strictly_increasing(&got.video, "after pause");
 }
+
+#[test]
+fn eos_before_the_camera_ever_answered_reaches_the_sinks() {
+    // `gst-launch-1.0 -e` stopped while the camera is unreachable: kasasrc had no pads.
+    init();
+    let p = gst::parse::launch(
+        "kasasrc name=k ip=127.0.0.1 port=1 reconnect-delay=100 k.video ! fakesink k.audio ! fakesink",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(p.send_event(gst::event::Eos::new()));
+    let m = p.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(10),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    p.set_state(gst::State::Null).unwrap();
+    assert!(
+        matches!(m.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))),
+        "{m:?}"
+    );
+}

@@ -443,29 +443,21 @@ impl TutkSrc {
     /// A camera that never sent anything left no pads: expose them now, empty, so that
     /// an EOS reaches downstream (else `gst-launch-1.0 -e` waits for ever).
     fn expose_pads_for_eos(&self) {
-        let mut pads = self.pads.lock().unwrap();
-        if !pads.is_empty() {
+        if !self.pads.lock().unwrap().is_empty() {
             return;
         }
-        let audio = self.settings.lock().unwrap().audio;
-        let element = self.obj();
-        let group_id = gst::GroupId::next();
-        for name in ["video", "audio"] {
-            if name == "audio" && !audio {
-                continue;
-            }
-            let templ = element.pad_template(name).unwrap();
-            let pad = gst::Pad::builder_from_template(&templ).name(name).build();
-            srcpad::expose_for_eos(element.upcast_ref(), &pad, group_id);
-            pads.push(PadQueue::start(pad, "tutksrc"));
-        }
-        drop(pads);
+        let names: &[&str] = if self.settings.lock().unwrap().audio {
+            &["video", "audio"]
+        } else {
+            &["video"]
+        };
         gst::info!(
             CAT,
             imp = self,
             "no data yet: empty pads exposed to carry the EOS"
         );
-        element.no_more_pads();
+        let pads = srcpad::eos_pads(self.obj().upcast_ref(), names, "tutksrc");
+        self.pads.lock().unwrap().extend(pads);
     }
 
     fn start(&self) -> Result<(), gst::StateChangeError> {
