@@ -873,3 +873,37 @@ fn tutk_uri_through_tutksrc_and_the_fake_sdk() {
     assert_decodable_key_frames(&g.video);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn video_stopping_while_audio_flows_is_a_restart() {
+    // A camera whose encoder hangs: its audio goes on, so "no data" never triggers.
+    let mut tapo = tapo(&[]);
+    let r = run(&tapo.uri(TAPO_PASSWORD), &[("stall-timeout", &2u32)]);
+    r.expect(Duration::from_secs(20), "30 video frames", |g| {
+        g.video.len() >= 30
+    });
+    tapo.command("video-stall 5000");
+    r.expect(
+        Duration::from_secs(8),
+        "camsrc-offline for the missing video",
+        |g| {
+            g.messages.iter().any(|(_, s)| {
+                s.name() == "camsrc-offline"
+                    && s.get::<&str>("reason")
+                        .unwrap()
+                        .contains("no video for 2 s while audio flows")
+            })
+        },
+    );
+    let n = r.video_count();
+    r.expect(
+        Duration::from_secs(20),
+        "video again after the stall",
+        |g| g.video.len() > n + 30,
+    );
+    let got = r.stop();
+    let g = got.lock().unwrap();
+    assert!(g.errors.is_empty(), "{:?}", g.errors);
+    assert_strictly_increasing(&g.video, "video");
+    assert_decodable_key_frames(&g.video[n..]);
+}

@@ -89,6 +89,9 @@ struct Shared {
     clips: [Clip; 2],
     /// Set while rebooting: feeders stop.
     down: AtomicBool,
+    /// Until then the video feeders send nothing while audio goes on (a camera whose
+    /// encoder hangs).
+    video_stalled_until: std::sync::Mutex<Option<Instant>>,
 }
 
 /// A running simulator: a GLib main loop on its own thread serving RTSP.
@@ -122,6 +125,7 @@ impl TapoSim {
             counters: Counters::default(),
             clips,
             down: AtomicBool::new(false),
+            video_stalled_until: std::sync::Mutex::new(None),
         });
 
         let server = gst_rtsp_server::RTSPServer::new();
@@ -224,6 +228,11 @@ impl TapoSim {
 
     /// Reboot: close every connection and session, stop listening for `down`, then
     /// serve again (new sessions, streams restart at a key frame).
+    /// The video stops for `d` while the audio goes on.
+    pub fn stall_video(&self, d: Duration) {
+        *self.shared.video_stalled_until.lock().unwrap() = Some(Instant::now() + d);
+    }
+
     pub fn restart(&self, down: Duration) {
         let server = self.server.clone();
         let source = self.source.clone();
@@ -361,6 +370,12 @@ fn feed(shared: &Shared, clip: &Clip, appsrc: &gst_app::AppSrc) {
         if shared.down.load(Ordering::SeqCst) {
             let _ = appsrc.end_of_stream();
             return;
+        }
+        let stalled = *shared.video_stalled_until.lock().unwrap();
+        if start.is_some() && stalled.is_some_and(|t| Instant::now() < t) {
+            // Frames are skipped, not queued: the clip goes on in time.
+            n += 1;
+            continue;
         }
         let frame = &clip.frames[(n as usize) % clip.frames.len()];
         let mut buf = gst::Buffer::from_slice(frame.data.clone());

@@ -1,7 +1,8 @@
 //! `tapo-sim`: a simulated Tapo camera serving RTSP on loopback, for tests, demos and
 //! benchmarks.
 //!
-//! Commands on standard input, one per line: `restart [ms]` (reboot: connections closed,
+//! Commands on standard input, one per line: `video-stall [ms]` (the video stops, the
+//! audio goes on), `restart [ms]` (reboot: connections closed,
 //! port refused for the given time, 3000 ms by default) and `stats`. Freeze the camera
 //! with `kill -STOP` (and `kill -CONT` to thaw).
 
@@ -17,7 +18,7 @@ const USAGE: &str =
                 [--quirks keepalive-400,no-sprop|null-sprop,extra-track|all]
 The password is read from the environment variable named by --password-env
 (default TAPO_SIM_PASSWORD), or is 'tapo-secret'.
-Commands on stdin: restart [ms] | stats.  Freeze with kill -STOP, thaw with kill -CONT.";
+Commands on stdin: restart [ms] | video-stall [ms] | stats.  Freeze with kill -STOP, thaw with kill -CONT.";
 
 fn main() {
     if let Err(e) = run() {
@@ -109,6 +110,11 @@ fn run() -> Result<(), String> {
                     c.keepalives.load(Ordering::Relaxed)
                 );
             }
+            (Some("video-stall"), ms) => {
+                let ms: u64 = ms.and_then(|m| m.parse().ok()).unwrap_or(5000);
+                println!("tapo-sim: video stalled for {ms} ms, audio goes on");
+                sim.stall_video(Duration::from_millis(ms));
+            }
             (Some("restart"), ms) => {
                 let ms = ms.and_then(|m| m.parse().ok()).unwrap_or(3000);
                 println!("tapo-sim: restarting, down for {ms} ms");
@@ -116,7 +122,9 @@ fn run() -> Result<(), String> {
                 println!("tapo-sim: back up");
             }
             (Some(other), _) => {
-                eprintln!("tapo-sim: unknown command {other:?} (restart [ms] | stats)")
+                eprintln!(
+                    "tapo-sim: unknown command {other:?} (restart [ms] | video-stall [ms] | stats)"
+                )
             }
         }
     }
