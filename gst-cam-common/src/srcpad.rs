@@ -3,7 +3,7 @@
 
 use crate::padqueue::PadQueue;
 use gst::prelude::*;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Activate `pad`, store stream-start (with `group_id`), `caps` and a TIME segment
@@ -19,27 +19,48 @@ pub fn expose_for_eos(element: &gst::Element, pad: &gst::Pad, group_id: gst::Gro
     expose_with(element, pad, group_id, None);
 }
 
-/// Empty pads to carry an EOS (see [`expose_for_eos`]): one per name, from the element's
-/// pad templates, each with its pushing thread; then no-more-pads.
-pub fn eos_pads(
+/// An empty pad to carry an EOS (see [`expose_for_eos`]), from the element's pad
+/// template `name`, with its pushing thread.
+pub fn eos_pad(
     element: &gst::Element,
-    names: &[&str],
+    name: &str,
+    group_id: gst::GroupId,
     thread: &str,
-) -> Vec<(Arc<PadQueue>, JoinHandle<()>)> {
+) -> (Arc<PadQueue>, JoinHandle<()>) {
+    let templ = element
+        .pad_template(name)
+        .expect("a pad template of this name");
+    let pad = gst::Pad::builder_from_template(&templ).name(name).build();
+    expose_for_eos(element, &pad, group_id);
+    PadQueue::start(pad, thread)
+}
+
+/// For a source whose pads all appear with the first data (`video`, and `audio` when
+/// wanted): if none exist yet, expose them empty to carry an EOS, add them to `pads` and
+/// announce no-more-pads. Whether it did.
+pub fn expose_eos_pads(
+    element: &gst::Element,
+    pads: &Mutex<Vec<(Arc<PadQueue>, JoinHandle<()>)>>,
+    audio: bool,
+    thread: &str,
+) -> bool {
+    if !pads.lock().unwrap().is_empty() {
+        return false;
+    }
+    let names: &[&str] = if audio {
+        &["video", "audio"]
+    } else {
+        &["video"]
+    };
     let group_id = gst::GroupId::next();
-    let pads = names
+    // Built outside the lock: adding a pad emits pad-added to the application.
+    let new: Vec<_> = names
         .iter()
-        .map(|name| {
-            let templ = element
-                .pad_template(name)
-                .expect("a pad template of this name");
-            let pad = gst::Pad::builder_from_template(&templ).name(*name).build();
-            expose_for_eos(element, &pad, group_id);
-            PadQueue::start(pad, thread)
-        })
+        .map(|name| eos_pad(element, name, group_id, thread))
         .collect();
+    pads.lock().unwrap().extend(new);
     element.no_more_pads();
-    pads
+    true
 }
 
 fn expose_with(

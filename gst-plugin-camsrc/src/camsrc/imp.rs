@@ -175,6 +175,16 @@ enum Kind {
     Audio = 1,
 }
 
+impl Kind {
+    /// The pad (and pad template) name.
+    fn pad_name(self) -> &'static str {
+        match self {
+            Kind::Video => "video",
+            Kind::Audio => "audio",
+        }
+    }
+}
+
 /// Where buffers go: camsrc's pads and the timeline they share across sessions.
 struct Output {
     pads: [Option<Arc<PadQueue>>; 2],
@@ -499,7 +509,12 @@ impl ElementImpl for CamSrc {
             let mut added = false;
             for kind in [Kind::Video, Kind::Audio] {
                 if o.pads[kind as usize].is_none() && (kind == Kind::Video || audio) {
-                    self.add_pad_for_eos(&mut o, kind);
+                    let name = kind.pad_name();
+                    gst::info!(CAT, imp = self, "exposing an empty {name} pad for EOS");
+                    let (q, thread) =
+                        srcpad::eos_pad(self.obj().upcast_ref(), name, o.group_id, "camsrc");
+                    o.pads[kind as usize] = Some(q);
+                    o.threads.push(thread);
                     added = true;
                 }
             }
@@ -1353,28 +1368,9 @@ impl CamSrc {
         }
     }
 
-    /// A pad with no caps, only to carry EOS (see `send_event`).
-    fn add_pad_for_eos(&self, o: &mut Output, kind: Kind) {
-        let element = self.obj();
-        let name = match kind {
-            Kind::Video => "video",
-            Kind::Audio => "audio",
-        };
-        let templ = element.pad_template(name).unwrap();
-        let pad = gst::Pad::builder_from_template(&templ).name(name).build();
-        srcpad::expose_for_eos(element.upcast_ref(), &pad, o.group_id);
-        gst::info!(CAT, imp = self, "exposing an empty {name} pad for EOS");
-        let (q, thread) = PadQueue::start(pad, "camsrc");
-        o.pads[kind as usize] = Some(q);
-        o.threads.push(thread);
-    }
-
     fn add_pad(&self, o: &mut Output, kind: Kind, caps: gst::Caps) -> Arc<PadQueue> {
         let element = self.obj();
-        let name = match kind {
-            Kind::Video => "video",
-            Kind::Audio => "audio",
-        };
+        let name = kind.pad_name();
         let templ = element.pad_template(name).unwrap();
         let pad = gst::Pad::builder_from_template(&templ)
             .name(name)

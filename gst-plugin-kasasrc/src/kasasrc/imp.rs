@@ -547,21 +547,14 @@ impl KasaSrc {
     /// A camera that never sent anything left no pads: expose them now, empty, so that
     /// an EOS reaches downstream (else `gst-launch-1.0 -e` waits for ever).
     fn expose_pads_for_eos(&self) {
-        if !self.pads.lock().unwrap().is_empty() {
-            return;
+        let audio = self.settings.lock().unwrap().audio;
+        if srcpad::expose_eos_pads(self.obj().upcast_ref(), &self.pads, audio, "kasasrc") {
+            gst::info!(
+                CAT,
+                imp = self,
+                "no data yet: empty pads exposed to carry the EOS"
+            );
         }
-        let names: &[&str] = if self.settings.lock().unwrap().audio {
-            &["video", "audio"]
-        } else {
-            &["video"]
-        };
-        gst::info!(
-            CAT,
-            imp = self,
-            "no data yet: empty pads exposed to carry the EOS"
-        );
-        let pads = srcpad::eos_pads(self.obj().upcast_ref(), names, "kasasrc");
-        self.pads.lock().unwrap().extend(pads);
     }
 
     fn check_settings(&self) -> Result<(), gst::StateChangeError> {
