@@ -424,6 +424,18 @@ fn freeze_is_detected_and_thaw_resumes() {
     assert!(!stats.get::<&str>("last-error").unwrap().is_empty());
 }
 
+/// After an outage: 30 more frames come within `timeout`, then the run ends with no
+/// error, strictly increasing video PTS, and decodable key frames from the outage on.
+fn assert_recovers(r: Run, timeout: Duration, what: &str) {
+    let n = r.video_count();
+    r.expect(timeout, what, |g| g.video.len() > n + 30);
+    let got = r.stop();
+    let g = got.lock().unwrap();
+    assert!(g.errors.is_empty(), "{:?}", g.errors);
+    assert_strictly_increasing(&g.video, "video");
+    assert_decodable_key_frames(&g.video[n..]);
+}
+
 #[test]
 fn camera_restart_is_survived() {
     let mut tapo = tapo(&[]);
@@ -435,17 +447,11 @@ fn camera_restart_is_survived() {
     r.expect(Duration::from_secs(8), "the restart noticed", |g| {
         g.messages.iter().any(|(_, s)| s.name() == "camsrc-offline")
     });
-    let n = r.video_count();
-    r.expect(
+    assert_recovers(
+        r,
         Duration::from_secs(15),
         "frames after the camera came back",
-        |g| g.video.len() > n + 30,
     );
-    let got = r.stop();
-    let g = got.lock().unwrap();
-    assert!(g.errors.is_empty(), "{:?}", g.errors);
-    assert_strictly_increasing(&g.video, "video");
-    assert_decodable_key_frames(&g.video[n..]);
 }
 
 #[test]
@@ -895,15 +901,5 @@ fn video_stopping_while_audio_flows_is_a_restart() {
             })
         },
     );
-    let n = r.video_count();
-    r.expect(
-        Duration::from_secs(20),
-        "video again after the stall",
-        |g| g.video.len() > n + 30,
-    );
-    let got = r.stop();
-    let g = got.lock().unwrap();
-    assert!(g.errors.is_empty(), "{:?}", g.errors);
-    assert_strictly_increasing(&g.video, "video");
-    assert_decodable_key_frames(&g.video[n..]);
+    assert_recovers(r, Duration::from_secs(20), "video again after the stall");
 }
