@@ -150,8 +150,10 @@ pub enum Change {
 pub struct Frame {
     /// Fraction of the watched frame changed.
     pub area: f32,
+    /// Filled only on frames with a `change` (start, update, end), where a message
+    /// may go out.
     pub boxes: Vec<BoxN>,
-    /// Zones with changed cells.
+    /// Zones with changed cells; filled like `boxes`.
     pub zones: Vec<String>,
     /// Most of the frame changed at once: treated as lighting, not motion.
     pub global: bool,
@@ -176,6 +178,12 @@ pub struct Detector {
     last_motion: f64,
     /// Score over the current event: the largest area seen.
     pub peak: f32,
+    /// Per-frame scratch, kept to spare the allocations: each grid column's pixel
+    /// range (for a frame `cols_w` wide), the sums per cell and the rows per grid row.
+    cols: Vec<(usize, usize)>,
+    cols_w: usize,
+    sums: Vec<u32>,
+    rows: Vec<u32>,
 }
 
 impl Detector {
@@ -214,6 +222,10 @@ impl Detector {
             active: false,
             last_motion: 0.0,
             peak: 0.0,
+            cols: Vec::new(),
+            cols_w: 0,
+            sums: vec![0; gw * gh],
+            rows: vec![0; gh],
         }
     }
 
@@ -241,25 +253,28 @@ impl Detector {
     /// cost (a 1080p frame: 160x90 cells of 12x12 pixels).
     fn downscale(&mut self, luma: &[u8], w: usize, h: usize, stride: usize) {
         let (gw, gh) = (self.gw, self.gh);
-        let cols: Vec<(usize, usize)> = (0..gw)
-            .map(|c| (c * w / gw, ((c + 1) * w / gw).max(c * w / gw + 1).min(w)))
-            .collect();
+        if self.cols_w != w {
+            self.cols = (0..gw)
+                .map(|c| (c * w / gw, ((c + 1) * w / gw).max(c * w / gw + 1).min(w)))
+                .collect();
+            self.cols_w = w;
+        }
         let step = if h >= gh * 4 { 2 } else { 1 };
-        let mut sums = vec![0u32; gw * gh];
-        let mut rows = vec![0u32; gh];
+        self.sums.fill(0);
+        self.rows.fill(0);
         for y in (0..h).step_by(step) {
             let row = &luma[y * stride..y * stride + w];
             let cy = (y * gh / h).min(gh - 1);
-            rows[cy] += 1;
-            let cells = &mut sums[cy * gw..(cy + 1) * gw];
-            for (sum, &(x0, x1)) in cells.iter_mut().zip(&cols) {
+            self.rows[cy] += 1;
+            let cells = &mut self.sums[cy * gw..(cy + 1) * gw];
+            for (sum, &(x0, x1)) in cells.iter_mut().zip(&self.cols) {
                 *sum += row[x0..x1].iter().map(|&v| v as u32).sum::<u32>();
             }
         }
         for cy in 0..gh {
-            for (cx, &(x0, x1)) in cols.iter().enumerate() {
-                let n = (rows[cy] * (x1 - x0) as u32).max(1);
-                self.cur[cy * gw + cx] = sums[cy * gw + cx] as f32 / n as f32;
+            for (cx, &(x0, x1)) in self.cols.iter().enumerate() {
+                let n = (self.rows[cy] * (x1 - x0) as u32).max(1);
+                self.cur[cy * gw + cx] = self.sums[cy * gw + cx] as f32 / n as f32;
             }
         }
     }
@@ -318,13 +333,6 @@ impl Detector {
         }
         let count = self.changed.iter().filter(|c| **c).count();
         let area = count as f32 / self.watched_count as f32;
-        let boxes = if count > 0 { self.boxes() } else { Vec::new() };
-        let mut zones: Vec<String> = Vec::new();
-        for (z, (name, _)) in self.cfg.zones.iter().enumerate() {
-            if (0..n).any(|i| self.changed[i] && self.cell_zones[i].contains(&z)) {
-                zones.push(name.clone());
-            }
-        }
         let moving = area >= self.cfg.min_area && !global;
         let change = if moving {
             self.last_motion = t;
@@ -348,6 +356,12 @@ impl Detector {
                 None
             }
         };
+        // Regions and zones only where a message may go out, not on every frame.
+        let (boxes, zones) = if change.is_some() && count > 0 {
+            (self.boxes(), self.zones())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Frame {
             area,
             boxes,
@@ -356,6 +370,18 @@ impl Detector {
             change,
             active: self.active,
         }
+    }
+
+    /// The zones with changed cells.
+    fn zones(&self) -> Vec<String> {
+        let n = self.gw * self.gh;
+        self.cfg
+            .zones
+            .iter()
+            .enumerate()
+            .filter(|(z, _)| (0..n).any(|i| self.changed[i] && self.cell_zones[i].contains(z)))
+            .map(|(_, (name, _))| name.clone())
+            .collect()
     }
 
     /// Connected regions of changed cells (4-connectivity), largest first, at most 8.
