@@ -2,4 +2,5 @@
 
 pub mod padqueue;
 pub mod srcpad;
+pub mod time;
 pub mod uri;

@@ -1,11 +1,18 @@
 //! GStreamer plugin `motion`: `motiondetect`, motion detection on a downscaled luma plane
-//! (`detector` holds the algorithm, without GStreamer).
+//! (`detector` holds the algorithm, without GStreamer), and `objectdetect`, NanoDet object
+//! detection during motion (`nanodet` holds the model code, without GStreamer).
 
 pub mod detector;
+mod frame;
+mod motionclips;
 mod motiondetect;
+pub mod nanodet;
+mod objectdetect;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
-    motiondetect::register(plugin)
+    motiondetect::register(plugin)?;
+    objectdetect::register(plugin)?;
+    motionclips::register(plugin)
 }
 
 gst::plugin_define!(

@@ -56,6 +56,8 @@ struct State {
     /// The current event: id, start (stream time s, wall time s), last update (stream s).
     event: Option<(u64, f64, f64, f64)>,
     next_id: u64,
+    /// Stream time of the last frame (s).
+    last_t: f64,
 }
 
 #[derive(Default)]
@@ -255,6 +257,13 @@ impl BaseTransformImpl for MotionDetect {
     const PASSTHROUGH_ON_SAME_CAPS: bool = true;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
 
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            self.end_at_eos();
+        }
+        self.parent_sink_event(event)
+    }
+
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         // An event still open ends with the stream.
         self.state.lock().unwrap().take();
@@ -298,6 +307,7 @@ impl VideoFilterImpl for MotionDetect {
             detector,
             event,
             next_id,
+            last_t: 0.0,
         });
         Ok(())
     }
@@ -326,6 +336,7 @@ impl VideoFilterImpl for MotionDetect {
             return Ok(gst::FlowSuccess::Ok);
         };
         let r = st.detector.process(luma, w, h, stride, t);
+        st.last_t = t;
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -386,10 +397,50 @@ impl VideoFilterImpl for MotionDetect {
         if kind == "end" {
             s.set("duration", t - start);
         }
-        gst::debug!(CAT, imp = self, "{s}");
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        self.emit(s);
         Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl MotionDetect {
+    /// Posts a `motion` message and sends the same structure downstream, ahead of the
+    /// frame, as a custom event (`objectdetect` follows the events with it).
+    fn emit(&self, s: gst::Structure) {
+        gst::debug!(CAT, imp = self, "{s}");
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(s.clone()).src(&*obj).build());
+        obj.src_pad()
+            .push_event(gst::event::CustomDownstream::new(s));
+    }
+
+    /// Ends an open event when the stream ends, so that nobody waits for its `end`.
+    fn end_at_eos(&self) {
+        let mut guard = self.state.lock().unwrap();
+        let Some(st) = guard.as_mut() else { return };
+        let Some((id, start, start_wall, _)) = st.event.take() else {
+            return;
+        };
+        let (t, peak) = (st.last_t, st.detector.peak);
+        drop(guard);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let s = gst::Structure::builder("motion")
+            .field("type", "end")
+            .field("id", id)
+            .field("score", peak)
+            .field("area", 0f32)
+            .field("boxes", gst::Array::new(Vec::<glib::SendValue>::new()))
+            .field("zones", gst::Array::new(Vec::<glib::SendValue>::new()))
+            .field("stream-time", (t * 1e9) as u64)
+            .field("running-time", u64::MAX)
+            .field("wall-time", wall)
+            .field("start-stream-time", (start * 1e9) as u64)
+            .field("start-wall-time", start_wall)
+            .field("duration", t - start)
+            .field("reason", "eos")
+            .build();
+        self.emit(s);
     }
 }

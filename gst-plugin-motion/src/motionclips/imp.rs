@@ -1,0 +1,893 @@
+//! The `motionclips` bin.
+//!
+//! ```text
+//! sink ─ h264parse ─ tee ─ queue ─ appsink ·········· ring of encoded frames ─→ clip writers
+//!                        └ queue(leaky) ─ avdec_h264 ─ videoconvert ─ motion ─ objects ─ fakesink
+//! ```
+//!
+//! The encoded frames of the last `pre-roll` seconds (longer while an event awaits its
+//! verdict) stay in a ring. When an event qualifies (confirmed, or any with `record=all`),
+//! a writer pipeline (`appsrc ! h264parse ! mp4mux/matroskamux ! filesink`) gets the ring
+//! from the last key frame at or before the motion start minus the pre-roll, then the live
+//! frames until `post-roll` seconds after the motion ends. Events that overlap a running
+//! clip join it. Clips are written as `.part` and renamed when complete.
+
+use super::{Format, Record};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+use std::thread::JoinHandle;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "motionclips",
+        gst::DebugColorFlags::empty(),
+        Some("Motion-triggered clips"),
+    )
+});
+
+const DEFAULT_PRE_ROLL: f64 = 5.0;
+const DEFAULT_POST_ROLL: f64 = 10.0;
+const DEFAULT_MAX_BUFFER: u64 = 64 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+struct Settings {
+    location: String,
+    camera: String,
+    pre_roll: f64,
+    post_roll: f64,
+    record: Record,
+    format: Format,
+    snapshots: bool,
+    max_buffer: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            location: ".".into(),
+            camera: "camera".into(),
+            pre_roll: DEFAULT_PRE_ROLL,
+            post_roll: DEFAULT_POST_ROLL,
+            record: Record::Confirmed,
+            format: Format::Mp4,
+            snapshots: true,
+            max_buffer: DEFAULT_MAX_BUFFER,
+        }
+    }
+}
+
+/// What is known of one motion event.
+#[derive(Clone, Debug, Default)]
+struct Ev {
+    start: f64,
+    start_wall: f64,
+    end: Option<f64>,
+    /// The verdict arrived (objectdetect's `end`).
+    decided: bool,
+    confirmed: bool,
+    label: String,
+    score: f32,
+    snapshot: Option<PathBuf>,
+    in_clip: bool,
+}
+
+struct Clip {
+    ids: Vec<u64>,
+    appsrc: gst_app::AppSrc,
+    pipeline: gst::Pipeline,
+    part: PathBuf,
+    path: PathBuf,
+    /// Subtracted from every timestamp so that the clip starts at 0.
+    base: Option<gst::ClockTime>,
+    first: f64,
+    last: f64,
+    stop_at: Option<f64>,
+    bytes: u64,
+}
+
+#[derive(Default)]
+struct State {
+    ring: VecDeque<(gst::Buffer, f64)>,
+    ring_bytes: u64,
+    caps: Option<gst::Caps>,
+    now: f64,
+    events: BTreeMap<u64, Ev>,
+    clip: Option<Clip>,
+    finishing: Vec<JoinHandle<()>>,
+    warned_ring: bool,
+}
+
+pub struct MotionClips {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    motion: gst::Element,
+    objects: gst::Element,
+}
+
+fn is_key(b: &gst::BufferRef) -> bool {
+    !b.flags().contains(gst::BufferFlags::DELTA_UNIT)
+}
+
+fn secs(s: &gst::StructureRef, f: &str) -> f64 {
+    s.get::<u64>(f)
+        .ok()
+        .filter(|t| *t != u64::MAX)
+        .map(|t| t as f64 / 1e9)
+        .unwrap_or(0.0)
+}
+
+fn ns(t: f64) -> u64 {
+    (t.max(0.0) * 1e9) as u64
+}
+
+/// `camera-YYYYmmdd-HHMMSS-id` from the event's wall-clock start (UTC).
+fn clip_name(camera: &str, wall: f64, id: u64) -> String {
+    let (y, mo, d, h, mi, s) = gst_cam_common::time::civil(wall.max(0.0) as u64);
+    let camera: String = camera
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{camera}-{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{id}")
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for MotionClips {
+    const NAME: &'static str = "GstMotionClips";
+    type Type = super::MotionClips;
+    type ParentType = gst::Bin;
+
+    fn with_class(_klass: &Self::Class) -> Self {
+        let make = |f: &str, n: &str| {
+            gst::ElementFactory::make(f)
+                .name(n)
+                .build()
+                .unwrap_or_else(|_| panic!("element {f} is missing"))
+        };
+        MotionClips {
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(State::default()),
+            motion: make("motiondetect", "motion"),
+            objects: make("objectdetect", "objects"),
+        }
+    }
+}
+
+impl ObjectImpl for MotionClips {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("location")
+                    .nick("Location")
+                    .blurb("Folder for the clips and snapshots (created if missing)")
+                    .default_value(Some("."))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("camera")
+                    .nick("Camera")
+                    .blurb("Camera name: starts the file names and goes into the messages")
+                    .default_value(Some("camera"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("pre-roll")
+                    .nick("Pre-roll")
+                    .blurb("Seconds before the motion start a clip begins at least (from the key frame at or before)")
+                    .minimum(0.0)
+                    .maximum(120.0)
+                    .default_value(DEFAULT_PRE_ROLL)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("post-roll")
+                    .nick("Post-roll")
+                    .blurb("Seconds a clip goes on after the motion ends")
+                    .minimum(0.0)
+                    .maximum(600.0)
+                    .default_value(DEFAULT_POST_ROLL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("record", Record::Confirmed)
+                    .nick("Record")
+                    .blurb("Which events get clips")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("format", Format::Mp4)
+                    .nick("Format")
+                    .blurb("Clip container")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("snapshots")
+                    .nick("Snapshots")
+                    .blurb("Write a JPEG of the best detection of each recorded event, its box drawn")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-buffer-size")
+                    .nick("Maximum buffer size")
+                    .blurb("Bytes of encoded video kept for pre-roll and undecided events at most; beyond it the oldest go and clips start later")
+                    .minimum(1024 * 1024)
+                    .default_value(DEFAULT_MAX_BUFFER)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => {
+                s.location = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| ".".into())
+            }
+            "camera" => {
+                s.camera = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| "camera".into())
+            }
+            "pre-roll" => s.pre_roll = value.get().unwrap(),
+            "post-roll" => s.post_roll = value.get().unwrap(),
+            "record" => s.record = value.get().unwrap(),
+            "format" => s.format = value.get().unwrap(),
+            "snapshots" => s.snapshots = value.get().unwrap(),
+            "max-buffer-size" => s.max_buffer = value.get().unwrap(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => s.location.to_value(),
+            "camera" => s.camera.to_value(),
+            "pre-roll" => s.pre_roll.to_value(),
+            "post-roll" => s.post_roll.to_value(),
+            "record" => s.record.to_value(),
+            "format" => s.format.to_value(),
+            "snapshots" => s.snapshots.to_value(),
+            "max-buffer-size" => s.max_buffer.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        let make = |f: &str| {
+            gst::ElementFactory::make(f)
+                .build()
+                .unwrap_or_else(|_| panic!("element {f} is missing"))
+        };
+        let parse = make("h264parse");
+        parse.set_property("config-interval", -1i32);
+        let tee = make("tee");
+        let q1 = make("queue");
+        let sink = gst_app::AppSink::builder()
+            .name("clips")
+            .sync(false)
+            .async_(false)
+            .max_buffers(0)
+            .build();
+        let q2 = make("queue");
+        // Analysis may fall behind; the clips never wait for it.
+        q2.set_property_from_str("leaky", "downstream");
+        q2.set_property("max-size-buffers", 0u32);
+        q2.set_property("max-size-bytes", 0u32);
+        q2.set_property("max-size-time", 2 * gst::ClockTime::SECOND);
+        let dec = make("avdec_h264");
+        let conv = make("videoconvert");
+        let fake = make("fakesink");
+        fake.set_property("sync", false);
+        fake.set_property("async", false);
+        obj.add_many([
+            &parse,
+            &tee,
+            &q1,
+            sink.upcast_ref(),
+            &q2,
+            &dec,
+            &conv,
+            &self.motion,
+            &self.objects,
+            &fake,
+        ])
+        .expect("add");
+        gst::Element::link_many([&parse, &tee, &q1, sink.upcast_ref()]).expect("link");
+        gst::Element::link_many([&tee, &q2, &dec, &conv, &self.motion, &self.objects, &fake])
+            .expect("link");
+        let pad = parse.static_pad("sink").expect("sink pad");
+        let ghost = gst::GhostPad::builder_from_template_with_target(
+            &obj.pad_template("sink").expect("template"),
+            &pad,
+        )
+        .expect("ghost pad")
+        .build();
+        obj.add_pad(&ghost).expect("pad");
+
+        let weak = obj.downgrade();
+        let weak2 = obj.downgrade();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(obj) = weak.upgrade() {
+                        obj.imp().on_sample(&sample);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .eos(move |_| {
+                    if let Some(obj) = weak2.upgrade() {
+                        obj.imp().finish_all("end of stream");
+                    }
+                })
+                .build(),
+        );
+    }
+}
+
+impl GstObjectImpl for MotionClips {}
+
+impl ElementImpl for MotionClips {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Motion-triggered clips",
+                "Sink/Video",
+                "Detects motion (motiondetect) and objects (objectdetect) in a camera's H.264 and writes clips of the events from the encoded stream, without re-encoding, with pre-roll and post-roll, plus a JPEG snapshot; posts 'motionclips' messages (children: 'motion', 'objects')",
+                "homecam-gst developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::builder("video/x-h264").build();
+            vec![gst::PadTemplate::new(
+                "sink",
+                gst::PadDirection::Sink,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .unwrap()]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::NullToReady {
+            let dir = PathBuf::from(&self.settings.lock().unwrap().location);
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot create the clip folder {}", dir.display()),
+                    ["{e}"]
+                );
+                return Err(gst::StateChangeError);
+            }
+        }
+        if transition == gst::StateChange::PausedToReady {
+            // Stopped without EOS: what was recorded is still closed properly.
+            self.finish_all("stopped");
+        }
+        let r = self.parent_change_state(transition);
+        if transition == gst::StateChange::ReadyToNull {
+            *self.state.lock().unwrap() = State::default();
+        }
+        r
+    }
+}
+
+impl BinImpl for MotionClips {
+    fn handle_message(&self, msg: gst::Message) {
+        if let gst::MessageView::Element(e) = msg.view() {
+            if let Some(s) = e.structure() {
+                match s.name().as_str() {
+                    "motion" => self.on_motion(s),
+                    "objectdetect" => self.on_objects(s),
+                    _ => {}
+                }
+            }
+        }
+        self.parent_handle_message(msg)
+    }
+}
+
+impl MotionClips {
+    fn post(&self, s: gst::Structure) {
+        gst::info!(CAT, imp = self, "{s}");
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+
+    fn on_motion(&self, s: &gst::StructureRef) {
+        let (Ok(kind), Ok(id)) = (s.get::<&str>("type"), s.get::<u64>("id")) else {
+            return;
+        };
+        let settings = self.settings.lock().unwrap().clone();
+        let mut st = self.state.lock().unwrap();
+        match kind {
+            "start" => {
+                st.events.insert(
+                    id,
+                    Ev {
+                        start: secs(s, "start-stream-time"),
+                        start_wall: s.get::<f64>("start-wall-time").unwrap_or(0.0),
+                        ..Ev::default()
+                    },
+                );
+                if settings.record == Record::All {
+                    self.start_clip(&mut st, &settings, id);
+                }
+            }
+            "end" => {
+                if let Some(ev) = st.events.get_mut(&id) {
+                    ev.end = Some(secs(s, "stream-time"));
+                }
+                self.update_stop(&mut st, &settings);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_objects(&self, s: &gst::StructureRef) {
+        let (Ok(kind), Ok(id)) = (s.get::<&str>("type"), s.get::<u64>("id")) else {
+            return;
+        };
+        let settings = self.settings.lock().unwrap().clone();
+        match kind {
+            "confirmed" => {
+                let mut st = self.state.lock().unwrap();
+                if let Some(ev) = st.events.get_mut(&id) {
+                    ev.confirmed = true;
+                    ev.label = s.get::<String>("label").unwrap_or_default();
+                    ev.score = s.get::<f32>("score").unwrap_or(0.0);
+                    if !ev.in_clip {
+                        self.start_clip(&mut st, &settings, id);
+                    }
+                }
+            }
+            "end" => {
+                let confirmed = s.get::<&str>("verdict") == Ok("confirmed");
+                let (wall, keep) = {
+                    let mut st = self.state.lock().unwrap();
+                    let Some(ev) = st.events.get_mut(&id) else {
+                        return;
+                    };
+                    ev.decided = true;
+                    ev.confirmed = confirmed;
+                    ev.label = s.get::<String>("label").unwrap_or_default();
+                    ev.score = s.get::<f32>("score").unwrap_or(0.0);
+                    let keep = ev.in_clip || settings.record == Record::All || confirmed;
+                    let wall = ev.start_wall;
+                    if !keep {
+                        // Dismissed and not recorded: nothing more to do for it.
+                        st.events.remove(&id);
+                    }
+                    (wall, keep)
+                };
+                if !keep || !settings.snapshots {
+                    return;
+                }
+                let Ok(sample) = s.get::<gst::Sample>("snapshot") else {
+                    return;
+                };
+                let bbox = s.get::<gst::Structure>("box").ok().map(|b| {
+                    let f = |k: &str| b.get::<f32>(k).unwrap_or(0.0);
+                    [f("x"), f("y"), f("w"), f("h")]
+                });
+                let path = Path::new(&settings.location)
+                    .join(clip_name(&settings.camera, wall, id))
+                    .with_extension("jpg");
+                match crate::frame::write_snapshot(&sample, bbox, &path) {
+                    Ok(()) => {
+                        if let Some(ev) = self.state.lock().unwrap().events.get_mut(&id) {
+                            ev.snapshot = Some(path.clone());
+                        }
+                        let mut m = gst::Structure::builder("motionclips")
+                            .field("type", "snapshot")
+                            .field("id", id)
+                            .field("camera", &settings.camera)
+                            .field("label", s.get::<String>("label").unwrap_or_default())
+                            .field("score", s.get::<f32>("score").unwrap_or(0.0))
+                            .field("verdict", if confirmed { "confirmed" } else { "dismissed" })
+                            .field("location", path.to_string_lossy().to_string())
+                            .build();
+                        if let Ok(b) = s.get::<gst::Structure>("box") {
+                            m.set("box", b);
+                        }
+                        self.post(m);
+                    }
+                    Err(e) => gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("Cannot write the snapshot {}", path.display()),
+                        ["{e}"]
+                    ),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts a clip for event `id`, or adds the event to the clip being written.
+    fn start_clip(&self, st: &mut State, settings: &Settings, id: u64) {
+        let Some(ev) = st.events.get_mut(&id) else {
+            return;
+        };
+        ev.in_clip = true;
+        let (start, wall) = (ev.start, ev.start_wall);
+        if let Some(clip) = st.clip.as_mut() {
+            clip.ids.push(id);
+            clip.stop_at = None;
+            gst::debug!(CAT, imp = self, "event {id} joins the clip {:?}", clip.path);
+            self.update_stop(st, settings);
+            return;
+        }
+        let Some(caps) = st.caps.clone() else {
+            gst::warning!(CAT, imp = self, "event {id}: no video yet");
+            return;
+        };
+        let name = clip_name(&settings.camera, wall, id);
+        let ext = match settings.format {
+            Format::Mp4 => "mp4",
+            Format::Mkv => "mkv",
+        };
+        let path = Path::new(&settings.location).join(format!("{name}.{ext}"));
+        let part = Path::new(&settings.location).join(format!("{name}.{ext}.part"));
+        let clip = match self.writer(&caps, settings.format, &part) {
+            Ok((pipeline, appsrc)) => Clip {
+                ids: vec![id],
+                appsrc,
+                pipeline,
+                part,
+                path,
+                base: None,
+                first: f64::NAN,
+                last: f64::NAN,
+                stop_at: None,
+                bytes: 0,
+            },
+            Err(e) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot write the clip {}", part.display()),
+                    ["{e}"]
+                );
+                return;
+            }
+        };
+        gst::info!(CAT, imp = self, "event {id}: clip {}", clip.path.display());
+        // From the last key frame at or before the motion start minus the pre-roll (or
+        // the oldest key frame kept).
+        let target = start - settings.pre_roll;
+        let from = st
+            .ring
+            .iter()
+            .rposition(|(b, t)| is_key(b) && *t <= target)
+            .or_else(|| st.ring.iter().position(|(b, _)| is_key(b)));
+        st.clip = Some(clip);
+        if let Some(from) = from {
+            let buffered: Vec<_> = st.ring.iter().skip(from).cloned().collect();
+            for (b, t) in buffered {
+                if !self.feed(st, &b, t) {
+                    break;
+                }
+            }
+        }
+        self.update_stop(st, settings);
+    }
+
+    fn writer(
+        &self,
+        caps: &gst::Caps,
+        format: Format,
+        part: &Path,
+    ) -> Result<(gst::Pipeline, gst_app::AppSrc), String> {
+        let pipeline = gst::Pipeline::with_name("motionclip-writer");
+        let appsrc = gst_app::AppSrc::builder()
+            .caps(caps)
+            .format(gst::Format::Time)
+            .is_live(false)
+            .block(false)
+            .max_bytes(0)
+            .build();
+        let make = |f: &str| {
+            gst::ElementFactory::make(f)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let parse = make("h264parse")?;
+        let mux = make(match format {
+            Format::Mp4 => "mp4mux",
+            Format::Mkv => "matroskamux",
+        })?;
+        let sink = make("filesink")?;
+        sink.set_property("location", part.to_string_lossy().to_string());
+        sink.set_property("async", false);
+        pipeline
+            .add_many([appsrc.upcast_ref(), &parse, &mux, &sink])
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many([appsrc.upcast_ref(), &parse, &mux, &sink])
+            .map_err(|e| e.to_string())?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("writer does not start: {e}"))?;
+        Ok((pipeline, appsrc))
+    }
+
+    /// Sends one encoded frame to the clip; false once the clip has reached its end.
+    fn feed(&self, st: &mut State, b: &gst::Buffer, t: f64) -> bool {
+        let Some(clip) = st.clip.as_mut() else {
+            return false;
+        };
+        if clip.stop_at.is_some_and(|s| t >= s) {
+            return false;
+        }
+        if clip.base.is_none() {
+            if !is_key(b) {
+                return true;
+            }
+            clip.base = b.dts().or(b.pts());
+            clip.first = t;
+        }
+        let base = clip.base.unwrap_or(gst::ClockTime::ZERO);
+        let mut out = b.copy();
+        {
+            let o = out.make_mut();
+            o.set_pts(b.pts().map(|p| p.saturating_sub(base)));
+            o.set_dts(b.dts().map(|d| d.saturating_sub(base)));
+        }
+        clip.bytes += b.size() as u64;
+        clip.last = t;
+        let _ = clip.appsrc.push_buffer(out);
+        true
+    }
+
+    /// The clip ends `post-roll` after its last event ends, once all of them have ended.
+    fn update_stop(&self, st: &mut State, settings: &Settings) {
+        let Some(clip) = st.clip.as_ref() else { return };
+        let mut end = f64::MIN;
+        for id in &clip.ids {
+            match st.events.get(id).and_then(|e| e.end) {
+                Some(e) => end = end.max(e),
+                None => return,
+            }
+        }
+        let stop = end + settings.post_roll;
+        if let Some(clip) = st.clip.as_mut() {
+            clip.stop_at = Some(stop);
+        }
+        if st.now >= stop {
+            self.finish_clip(st, "post-roll reached");
+        }
+    }
+
+    fn on_sample(&self, sample: &gst::Sample) {
+        let Some(buffer) = sample.buffer_owned() else {
+            return;
+        };
+        let settings = self.settings.lock().unwrap().clone();
+        let pts = buffer.pts().or(buffer.dts());
+        let t = pts
+            .and_then(|p| {
+                sample
+                    .segment()
+                    .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+                    .and_then(|s| s.to_stream_time(p))
+            })
+            .or(pts)
+            .map(|t| t.nseconds() as f64 / 1e9)
+            .unwrap_or(0.0);
+        let mut st = self.state.lock().unwrap();
+        if let Some(caps) = sample.caps() {
+            if st.caps.as_ref().is_none_or(|c| c != caps) {
+                st.caps = Some(caps.to_owned());
+            }
+        }
+        st.now = t;
+        if st.clip.is_some() && !self.feed(&mut st, &buffer, t) {
+            self.finish_clip(&mut st, "post-roll reached");
+        }
+        st.ring_bytes += buffer.size() as u64;
+        st.ring.push_back((buffer, t));
+        // Keep from the last key frame before the pre-roll of the oldest event that may
+        // still want a clip.
+        let oldest = st
+            .events
+            .values()
+            .filter(|e| !e.decided && !e.in_clip)
+            .map(|e| e.start)
+            .fold(t, f64::min);
+        let horizon = oldest - settings.pre_roll;
+        loop {
+            let next_key = st
+                .ring
+                .iter()
+                .skip(1)
+                .position(|(b, _)| is_key(b))
+                .map(|p| p + 1);
+            let over = st.ring_bytes > settings.max_buffer;
+            match next_key {
+                Some(k) if st.ring[k].1 <= horizon || over => {
+                    if over && !st.warned_ring {
+                        st.warned_ring = true;
+                        gst::warning!(
+                            CAT,
+                            imp = self,
+                            "max-buffer-size reached: clips may start later than the pre-roll"
+                        );
+                    }
+                    let gone: u64 = st.ring.drain(..k).map(|(b, _)| b.size() as u64).sum();
+                    st.ring_bytes -= gone;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Ends the clip being written: EOS to its writer, then, on another thread, wait for
+    /// the file to be complete, rename it and announce it.
+    fn finish_clip(&self, st: &mut State, why: &str) {
+        let Some(clip) = st.clip.take() else { return };
+        let settings = self.settings.lock().unwrap().clone();
+        let evs: Vec<(u64, Ev)> = clip
+            .ids
+            .iter()
+            .filter_map(|id| st.events.get(id).map(|e| (*id, e.clone())))
+            .collect();
+        // Events fully handled are forgotten; the clip message carries what is known.
+        for (id, e) in &evs {
+            if e.decided {
+                st.events.remove(id);
+            }
+        }
+        gst::debug!(CAT, imp = self, "clip {} ends: {why}", clip.path.display());
+        let _ = clip.appsrc.end_of_stream();
+        let weak = self.obj().downgrade();
+        let handle = std::thread::spawn(move || {
+            let bus = clip.pipeline.bus().expect("bus");
+            let msg = bus.timed_pop_filtered(
+                gst::ClockTime::from_seconds(30),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            );
+            let _ = clip.pipeline.set_state(gst::State::Null);
+            let Some(obj) = weak.upgrade() else { return };
+            let imp = obj.imp();
+            let failure = match msg.as_ref().map(|m| m.view()) {
+                Some(gst::MessageView::Eos(_)) => None,
+                Some(gst::MessageView::Error(e)) => {
+                    Some(format!("{} ({:?})", e.error(), e.debug()))
+                }
+                _ => Some("the writer did not finish within 30 s".to_string()),
+            };
+            if let Some(f) = failure {
+                gst::element_warning!(
+                    obj,
+                    gst::ResourceError::Write,
+                    ("Clip {} is incomplete", clip.part.display()),
+                    ["{f}"]
+                );
+                return;
+            }
+            if let Err(e) = std::fs::rename(&clip.part, &clip.path) {
+                gst::element_warning!(
+                    obj,
+                    gst::ResourceError::Write,
+                    ("Cannot rename {}", clip.part.display()),
+                    ["{e}"]
+                );
+                return;
+            }
+            let Some((first_id, first)) = evs.first().cloned() else {
+                return;
+            };
+            let best = evs
+                .iter()
+                .filter(|(_, e)| e.confirmed)
+                .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+                .or(evs.first())
+                .map(|(_, e)| e.clone())
+                .unwrap_or_default();
+            let snapshot = evs
+                .iter()
+                .find_map(|(_, e)| e.snapshot.clone())
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let end = evs
+                .iter()
+                .filter_map(|(_, e)| e.end)
+                .fold(first.start, f64::max);
+            let verdict = if best.confirmed {
+                "confirmed"
+            } else if evs.iter().all(|(_, e)| e.decided) {
+                "dismissed"
+            } else {
+                ""
+            };
+            imp.post(
+                gst::Structure::builder("motionclips")
+                    .field("type", "clip")
+                    .field("id", first_id)
+                    .field(
+                        "events",
+                        gst::Array::new(evs.iter().map(|(id, _)| id.to_send_value())),
+                    )
+                    .field("camera", &settings.camera)
+                    .field("label", &best.label)
+                    .field("score", best.score)
+                    .field("verdict", verdict)
+                    .field("location", clip.path.to_string_lossy().to_string())
+                    .field("snapshot", snapshot)
+                    .field("start-stream-time", ns(first.start))
+                    .field("end-stream-time", ns(end))
+                    .field("clip-start-stream-time", ns(clip.first))
+                    .field("clip-end-stream-time", ns(clip.last))
+                    .field("duration", clip.last - clip.first)
+                    .field("start-wall-time", first.start_wall)
+                    .field("bytes", clip.bytes)
+                    .build(),
+            );
+        });
+        st.finishing.retain(|h| !h.is_finished());
+        st.finishing.push(handle);
+    }
+
+    /// Closes the clip in progress and waits until every clip is on disk.
+    fn finish_all(&self, why: &str) {
+        // The analysis branch reaches the end after the encoded one: give the clip's events
+        // a moment to get their verdicts and snapshots.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let st = self.state.lock().unwrap();
+            let undecided = st.clip.as_ref().is_some_and(|c| {
+                c.ids
+                    .iter()
+                    .any(|id| st.events.get(id).is_some_and(|e| !e.decided))
+            });
+            drop(st);
+            if !undecided {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let handles = {
+            let mut st = self.state.lock().unwrap();
+            self.finish_clip(&mut st, why);
+            std::mem::take(&mut st.finishing)
+        };
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_camera_time_and_id() {
+        assert_eq!(
+            clip_name("front door", 951_782_400.5, 7),
+            "front_door-20000229-000000-7"
+        );
+    }
+}

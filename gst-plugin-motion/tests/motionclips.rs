@@ -1,0 +1,309 @@
+//! motionclips on a live H.264 camera stream (a scene encoded by x264enc in real time): the
+//! clip of a confirmed event starts at a key frame before the pre-roll, plays, and comes
+//! with a JPEG snapshot; dismissed events leave no clip unless `record=all`.
+
+mod common;
+
+use common::scenes;
+use gst::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once};
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstmotion::plugin_register_static().unwrap();
+    });
+}
+
+const W: usize = 640;
+const H: usize = 360;
+const FPS: u32 = 10;
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("motionclips-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Encodes `n` frames of `make` live (in real time, key frame every 2 s) into a
+/// `motionclips` with `props`; returns its messages and those of its children.
+fn record(
+    dir: &Path,
+    props: &str,
+    n: u64,
+    make: impl Fn(u64) -> scenes::Rgb + Send + 'static,
+) -> Vec<gst::Structure> {
+    init();
+    let p = gst::parse::launch(&format!(
+        "appsrc name=src format=time is-live=true ! identity sync=true ! videoconvert \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=20 \
+         ! motionclips name=clips location={} camera=garden {props}",
+        dir.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    p.by_name("src")
+        .unwrap()
+        .set_property("caps", scenes::caps(W, H, FPS));
+    let msgs = Arc::new(Mutex::new(Vec::new()));
+    let m2 = msgs.clone();
+    p.bus().unwrap().set_sync_handler(move |_, m| {
+        if let gst::MessageView::Element(e) = m.view() {
+            if let Some(s) = e.structure() {
+                m2.lock().unwrap().push(s.to_owned());
+            }
+        }
+        gst::BusSyncReply::Pass
+    });
+    p.set_state(gst::State::Playing).unwrap();
+    let src = p
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let feeder = std::thread::spawn(move || {
+        for i in 0..n {
+            if src.push_buffer(scenes::buffer(&make(i), i, FPS)).is_err() {
+                return;
+            }
+        }
+        let _ = src.end_of_stream();
+    });
+    let end = p.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(n / FPS as u64 + 60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    p.set_state(gst::State::Null).unwrap();
+    feeder.join().unwrap();
+    let msgs = msgs.lock().unwrap().clone();
+    match end.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => msgs,
+        Some(gst::MessageView::Error(e)) => panic!("error: {} ({:?})", e.error(), e.debug()),
+        _ => panic!("no EOS; messages: {msgs:#?}"),
+    }
+}
+
+fn of<'a>(msgs: &'a [gst::Structure], name: &str, kind: &str) -> Vec<&'a gst::Structure> {
+    msgs.iter()
+        .filter(|s| s.name() == name && s.get::<&str>("type") == Ok(kind))
+        .collect()
+}
+
+fn secs(s: &gst::Structure, f: &str) -> f64 {
+    s.get::<u64>(f).unwrap() as f64 / 1e9
+}
+
+/// The clip's video frames, demuxed: (pts seconds, key frame), and how many decode.
+fn inspect(path: &Path) -> (Vec<(f64, bool)>, usize) {
+    let p = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! qtdemux ! tee name=t \
+         t. ! queue ! appsink name=raw sync=false \
+         t. ! queue ! h264parse ! avdec_h264 ! appsink name=dec sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let raw = p
+        .by_name("raw")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let dec = p
+        .by_name("dec")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let decoded = Arc::new(Mutex::new(0usize));
+    let (f2, d2) = (frames.clone(), decoded.clone());
+    raw.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let s = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let b = s.buffer().unwrap();
+                f2.lock().unwrap().push((
+                    b.pts().map(|t| t.nseconds() as f64 / 1e9).unwrap_or(-1.0),
+                    !b.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                ));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    dec.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                *d2.lock().unwrap() += 1;
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    p.set_state(gst::State::Playing).unwrap();
+    let end = p.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    p.set_state(gst::State::Null).unwrap();
+    if let Some(gst::MessageView::Error(e)) = end.as_ref().map(|m| m.view()) {
+        panic!(
+            "{} does not play: {} ({:?})",
+            path.display(),
+            e.error(),
+            e.debug()
+        );
+    }
+    assert!(end.is_some(), "{} does not play to the end", path.display());
+    let frames = frames.lock().unwrap().clone();
+    let decoded = *decoded.lock().unwrap();
+    (frames, decoded)
+}
+
+#[test]
+fn a_confirmed_event_gets_a_clip_with_pre_roll_and_a_snapshot() {
+    init();
+    let dir = tmpdir("cat");
+    let cat = scenes::cat();
+    // 7 s of garden; the cat walks in for 2 s, sits 1.5 s, walks out in 2 s; 7.5 s more.
+    let msgs = record(&dir, "pre-roll=3 post-roll=2", 200, move |i| {
+        let mut f = scenes::garden(W, H, i);
+        let t = i as f64 / FPS as f64;
+        let shown = if t < 7.0 {
+            None
+        } else if t < 10.5 {
+            Some(((t - 7.0) / 2.0).min(1.0))
+        } else {
+            Some(1.0 - (t - 10.5) / 2.0).filter(|k| *k > 0.0)
+        };
+        if let Some(k) = shown {
+            scenes::paste(&mut f, &cat, (W as f64 - 330.0 * k) as i64, 80, 0.9);
+        }
+        f
+    });
+    let starts = of(&msgs, "motion", "start");
+    assert_eq!(starts.len(), 1, "{msgs:#?}");
+    let motion_start = secs(starts[0], "start-stream-time");
+    assert!(
+        (6.9..7.8).contains(&motion_start),
+        "motion at {motion_start}"
+    );
+
+    let clips = of(&msgs, "motionclips", "clip");
+    assert_eq!(clips.len(), 1, "{msgs:#?}");
+    let clip = clips[0];
+    assert_eq!(clip.get::<&str>("verdict"), Ok("confirmed"), "{clip}");
+    assert_eq!(clip.get::<&str>("camera"), Ok("garden"));
+    let clip_start = secs(clip, "clip-start-stream-time");
+    // Key frames every 2 s: the last one at or before 7 - 3 = 4 s.
+    assert!(
+        clip_start <= motion_start - 3.0,
+        "clip starts at {clip_start}, motion at {motion_start}"
+    );
+    assert!(
+        clip_start >= motion_start - 3.0 - 2.1,
+        "clip starts at {clip_start}"
+    );
+    let end = secs(clip, "end-stream-time");
+    let clip_end = secs(clip, "clip-end-stream-time");
+    assert!(
+        clip_end >= end + 1.8,
+        "clip ends at {clip_end}, motion at {end}"
+    );
+
+    let path = PathBuf::from(clip.get::<&str>("location").unwrap());
+    assert!(
+        path.starts_with(&dir) && path.extension().unwrap() == "mp4",
+        "{path:?}"
+    );
+    assert!(!path.with_extension("mp4.part").exists());
+    let (frames, decoded) = inspect(&path);
+    assert!(
+        frames[0].1,
+        "the first frame is not a key frame: {:?}",
+        &frames[..3]
+    );
+    assert!(
+        frames[0].0.abs() < 0.01,
+        "the clip starts at {}",
+        frames[0].0
+    );
+    let expected = ((clip_end - clip_start) * FPS as f64) as usize;
+    assert!(
+        frames.len().abs_diff(expected) <= 2 && decoded == frames.len(),
+        "{} frames, {decoded} decoded, {expected} expected",
+        frames.len()
+    );
+
+    let snap = PathBuf::from(clip.get::<&str>("snapshot").unwrap());
+    let jpeg = std::fs::read(&snap).unwrap();
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "{snap:?} is no JPEG");
+    let img = scenes::load_rgb(&snap);
+    assert_eq!((img.w, img.h), (W, H));
+    let snaps = of(&msgs, "motionclips", "snapshot");
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].get::<&str>("label"), clip.get::<&str>("label"));
+    // The box is drawn in red on the snapshot, at the box's place.
+    let b = snaps[0].get::<gst::Structure>("box").unwrap();
+    let (bx, by) = (
+        (b.get::<f32>("x").unwrap() * W as f32) as usize + 1,
+        (b.get::<f32>("y").unwrap() * H as f32) as usize + 1,
+    );
+    let o = (by * W + bx) * 3;
+    let px = &img.data[o..o + 3];
+    assert!(
+        px[0] > 200 && px[1] < 90 && px[2] < 90,
+        "no red box corner: {px:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dismissed_events_get_clips_only_when_all_are_recorded() {
+    for (record_all, clips_wanted) in [(false, 0), (true, 1)] {
+        let dir = tmpdir(if record_all { "all" } else { "confirmed" });
+        let props = format!(
+            "pre-roll=1 post-roll=1 record={}",
+            if record_all { "all" } else { "confirmed" }
+        );
+        // A gust of wind in the hedge from 3 s to 6 s.
+        let msgs = record(&dir, &props, 100, move |i| {
+            let t = i as f64 / FPS as f64;
+            scenes::foliage(W, H, i, t, if (3.0..6.0).contains(&t) { 1.0 } else { 0.0 })
+        });
+        assert!(!of(&msgs, "motion", "start").is_empty(), "{msgs:#?}");
+        let ends = of(&msgs, "objectdetect", "end");
+        assert!(
+            ends.iter()
+                .all(|e| e.get::<&str>("verdict") == Ok("dismissed")),
+            "{ends:#?}"
+        );
+        let clips = of(&msgs, "motionclips", "clip");
+        assert_eq!(
+            clips.len(),
+            clips_wanted,
+            "record_all={record_all}: {msgs:#?}"
+        );
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let mp4 = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "mp4"))
+            .count();
+        assert_eq!(mp4, clips_wanted, "{files:?}");
+        if record_all {
+            assert_eq!(
+                clips[0].get::<&str>("verdict"),
+                Ok("dismissed"),
+                "{}",
+                clips[0]
+            );
+            let (frames, decoded) = inspect(Path::new(clips[0].get::<&str>("location").unwrap()));
+            assert!(frames[0].1 && decoded == frames.len() && decoded > 20);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
