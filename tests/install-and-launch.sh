@@ -110,3 +110,20 @@ out=$(timeout -k 30 60 gst-launch-1.0 -m videotestsrc pattern=ball num-buffers=3
   ! motiondetect min-area=0.001 calm-time=0.5 ! fakesink 2>&1)
 grep -q "motion, type=(string)start" <<<"$out" || { echo "motiondetect under gst-launch: $out" | tail -20; exit 1; }
 echo "motiondetect installed and posting motion messages"
+# objectdetect and motionclips, installed (the model is inside the plugin): a moving ball
+# encoded to H.264 under gst-launch gives a dismissed event and, with record=all, a clip
+# and a snapshot.
+for e in objectdetect motionclips; do
+  gst-inspect-1.0 "$e" >/dev/null || { echo "gst-inspect-1.0 $e fails"; exit 1; }
+done
+clips=$(mktemp -d)
+out=$(timeout -k 30 120 gst-launch-1.0 -m videotestsrc pattern=ball num-buffers=80 \
+  ! video/x-raw,width=320,height=240,framerate=10/1 ! x264enc key-int-max=10 tune=zerolatency \
+  ! motionclips location="$clips" camera=ball record=all pre-roll=1 post-roll=0.5 \
+    motion::min-area=0.001 motion::calm-time=0.5 2>&1)
+grep -q "objectdetect, type=(string)end, .*verdict=(string)dismissed" <<<"$out" \
+  || { echo "objectdetect under gst-launch: $out" | tail -20; exit 1; }
+grep -q "motionclips, type=(string)clip" <<<"$out" || { echo "motionclips under gst-launch: $out" | tail -20; exit 1; }
+ls "$clips"/ball-*.mp4 "$clips"/ball-*.jpg >/dev/null || { echo "no clip or snapshot in $clips: $(ls "$clips")"; exit 1; }
+rm -rf "$clips"
+echo "objectdetect and motionclips installed: a dismissed event, its clip and snapshot"

@@ -181,7 +181,7 @@ fn a_cat_walking_into_the_garden_is_an_animal() {
     let (w, h, fps) = (640, 360, 10);
     let p = gst::parse::launch(
         "appsrc name=src format=time is-live=true ! identity sync=true ! videoconvert \
-         ! video/x-raw,format=I420 ! motiondetect ! objectdetect name=od ! fakesink sync=false",
+         ! video/x-raw,format=I420 ! motiondetect ! objectdetect name=od snapshot=true ! fakesink sync=false",
     )
     .unwrap()
     .downcast::<gst::Pipeline>()
@@ -255,6 +255,10 @@ fn foliage_in_the_wind_is_dismissed() {
     for e in ends {
         assert_eq!(e.get::<&str>("verdict"), Ok("dismissed"), "{e}");
         assert!(e.get::<u32>("inferences").unwrap() >= 1, "{e}");
+        assert!(
+            !e.has_field("snapshot"),
+            "a frame in the message without snapshot=true"
+        );
     }
     assert!(of(&msgs, "objectdetect", "confirmed").is_empty());
 }

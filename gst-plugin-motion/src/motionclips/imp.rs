@@ -270,6 +270,7 @@ impl ObjectImpl for MotionClips {
                 .build()
                 .unwrap_or_else(|_| panic!("element {f} is missing"))
         };
+        self.objects.set_property("snapshot", true);
         let parse = make("h264parse");
         parse.set_property("config-interval", -1i32);
         let tee = make("tee");
@@ -400,7 +401,19 @@ impl BinImpl for MotionClips {
             if let Some(s) = e.structure() {
                 match s.name().as_str() {
                     "motion" => self.on_motion(s),
-                    "objectdetect" => self.on_objects(s),
+                    "objectdetect" => {
+                        self.on_objects(s);
+                        // The frame was for the snapshot file: the bus gets the rest.
+                        if s.has_field("snapshot") {
+                            let mut s = s.to_owned();
+                            s.remove_field("snapshot");
+                            let mut b = gst::message::Element::builder(s);
+                            if let Some(src) = msg.src() {
+                                b = b.src(src);
+                            }
+                            return self.parent_handle_message(b.build());
+                        }
+                    }
                     _ => {}
                 }
             }

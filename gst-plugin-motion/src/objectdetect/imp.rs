@@ -41,6 +41,7 @@ struct Settings {
     always: bool,
     drop_frames: bool,
     model_location: Option<String>,
+    snapshot: bool,
 }
 
 impl Default for Settings {
@@ -52,6 +53,7 @@ impl Default for Settings {
             always: false,
             drop_frames: true,
             model_location: None,
+            snapshot: false,
         }
     }
 }
@@ -208,6 +210,12 @@ impl ObjectImpl for ObjectDetect {
                     .blurb("A NanoDet-g 416x416 COCO ONNX file to use instead of the built-in one")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("snapshot")
+                    .nick("Snapshot")
+                    .blurb("Attach a copy of each event's best frame to its 'end' message as 'snapshot' (a GstSample); motionclips turns it on")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("inferences, skipped (frames left unanalysed while busy), mean-ms and last-ms per inference")
@@ -227,6 +235,7 @@ impl ObjectImpl for ObjectDetect {
             "always" => s.always = value.get().unwrap(),
             "drop-frames" => s.drop_frames = value.get().unwrap(),
             "model-location" => s.model_location = value.get().unwrap(),
+            "snapshot" => s.snapshot = value.get().unwrap(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -240,6 +249,7 @@ impl ObjectImpl for ObjectDetect {
             "always" => s.always.to_value(),
             "drop-frames" => s.drop_frames.to_value(),
             "model-location" => s.model_location.to_value(),
+            "snapshot" => s.snapshot.to_value(),
             "stats" => {
                 let st = self.stats.lock().unwrap();
                 gst::Structure::builder("objectdetect-stats")
@@ -367,7 +377,13 @@ fn work(weak: glib::WeakRef<super::ObjectDetect>, rx: mpsc::Receiver<Job>, pendi
 
 impl ObjectDetect {
     fn post(&self, s: gst::Structure) {
-        gst::debug!(CAT, imp = self, "{s}");
+        if s.has_field("snapshot") {
+            let mut logged = s.clone();
+            logged.remove_field("snapshot");
+            gst::debug!(CAT, imp = self, "{logged} (with a snapshot)");
+        } else {
+            gst::debug!(CAT, imp = self, "{s}");
+        }
         let obj = self.obj();
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
     }
@@ -492,7 +508,8 @@ impl ObjectDetect {
                 if let Some(d) = &det {
                     s.set("box", object(d));
                 }
-                if let Some((buffer, info)) = snapshot {
+                let wanted = self.settings.lock().unwrap().snapshot;
+                if let Some((buffer, info)) = snapshot.filter(|_| wanted) {
                     if let Ok(caps) = info.to_caps() {
                         s.set(
                             "snapshot",
