@@ -307,3 +307,33 @@ fn dismissed_events_get_clips_only_when_all_are_recorded() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn a_clip_folder_that_cannot_be_made_is_a_clear_error() {
+    init();
+    let file = std::env::temp_dir().join(format!("motionclips-file-{}", std::process::id()));
+    std::fs::write(&file, b"not a folder").unwrap();
+    let p = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! x264enc ! motionclips location={}/clips",
+        file.display()
+    ))
+    .unwrap();
+    assert!(p.set_state(gst::State::Playing).is_err());
+    let msg = p
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    assert!(
+        e.error()
+            .to_string()
+            .contains("Cannot create the clip folder"),
+        "{}",
+        e.error()
+    );
+    p.set_state(gst::State::Null).unwrap();
+    let _ = std::fs::remove_file(&file);
+}

@@ -716,6 +716,27 @@ impl MotionClips {
             }
         }
         st.now = t;
+        // A writer that failed (disk full, folder gone) is dropped, not fed for ever.
+        let failed = st.clip.as_ref().and_then(|c| {
+            c.pipeline
+                .bus()
+                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+        });
+        if let (Some(m), Some(clip)) = (failed, st.clip.as_ref()) {
+            if let gst::MessageView::Error(e) = m.view() {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    (
+                        "Clip {} failed; the next event starts a new one",
+                        clip.part.display()
+                    ),
+                    ["{} ({:?})", e.error(), e.debug()]
+                );
+            }
+            let _ = clip.pipeline.set_state(gst::State::Null);
+            st.clip = None;
+        }
         if st.clip.is_some() && !self.feed(&mut st, &buffer, t) {
             self.finish_clip(&mut st, "post-roll reached");
         }
