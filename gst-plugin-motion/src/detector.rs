@@ -239,6 +239,15 @@ impl Detector {
         self.cfg.learning_rate = c.learning_rate;
     }
 
+    /// Forgets the background and any motion in progress (after a gap in the stream: a
+    /// camera that came back may show another scene).
+    pub fn restart(&mut self) {
+        self.primed = false;
+        self.streak = 0;
+        self.active = false;
+        self.peak = 0.0;
+    }
+
     pub fn grid(&self) -> (usize, usize) {
         (self.gw, self.gh)
     }

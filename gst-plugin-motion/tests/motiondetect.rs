@@ -42,6 +42,16 @@ fn lit(n: u64, square: Option<(usize, usize)>, light: impl Fn(usize) -> i32) -> 
 
 /// Push `frames` through `appsrc ! motiondetect <props> ! fakesink`; the motion messages.
 fn run(props: &str, frames: impl Iterator<Item = Vec<u8>>) -> Vec<gst::Structure> {
+    run_at(
+        props,
+        frames
+            .enumerate()
+            .map(|(n, f)| (n as u64 * 1_000_000_000 / FPS, f)),
+    )
+}
+
+/// The same with each frame's PTS (ns) given.
+fn run_at(props: &str, frames: impl Iterator<Item = (u64, Vec<u8>)>) -> Vec<gst::Structure> {
     init();
     let p = gst::parse::launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=I420,width={W},height={H},framerate={FPS}/1 \
@@ -66,11 +76,11 @@ fn run(props: &str, frames: impl Iterator<Item = Vec<u8>>) -> Vec<gst::Structure
         .downcast::<gst_app::AppSrc>()
         .unwrap();
     p.set_state(gst::State::Playing).unwrap();
-    for (n, f) in frames.enumerate() {
+    for (pts, f) in frames {
         let mut b = gst::Buffer::from_mut_slice(f);
-        b.get_mut().unwrap().set_pts(gst::ClockTime::from_nseconds(
-            n as u64 * 1_000_000_000 / FPS,
-        ));
+        b.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_nseconds(pts));
         src.push_buffer(b).unwrap();
     }
     src.end_of_stream().unwrap();
@@ -254,4 +264,40 @@ fn full_hd_and_nv12_from_videotestsrc() {
     }
     p.set_state(gst::State::Null).unwrap();
     assert_eq!(starts, 1);
+}
+
+#[test]
+fn a_gap_in_the_stream_ends_the_event_and_motion_after_it_is_a_new_one() {
+    // The square moves for 4 s, the stream stops for 10 s (a camera outage), and comes
+    // back with the square still moving.
+    let moving = |n: u64| frame(n, Some(((n as usize * 4) % 260, 100)), 0);
+    let before = (0..60).map(|n| (n * 1_000_000_000 / FPS, moving(n)));
+    let after = (60..120).map(|n| (10_000_000_000 + n * 1_000_000_000 / FPS, moving(n)));
+    let m = run_at("calm-time=2", before.chain(after));
+    let starts_ends: Vec<(String, u64)> = m
+        .iter()
+        .filter(|s| s.get::<&str>("type") != Ok("update"))
+        .map(|s| {
+            (
+                s.get::<String>("type").unwrap(),
+                s.get::<u64>("id").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        starts_ends,
+        vec![
+            ("start".to_string(), 1),
+            ("end".to_string(), 1),
+            ("start".to_string(), 2),
+            ("end".to_string(), 2)
+        ],
+        "{m:#?}"
+    );
+    let end = m
+        .iter()
+        .find(|s| s.get::<&str>("type") == Ok("end"))
+        .unwrap();
+    assert_eq!(end.get::<&str>("reason"), Ok("gap"));
+    assert!(secs(end, "stream-time") < 4.1, "{end}");
 }

@@ -397,28 +397,33 @@ impl ElementImpl for MotionClips {
 
 impl BinImpl for MotionClips {
     fn handle_message(&self, msg: gst::Message) {
-        if let gst::MessageView::Element(e) = msg.view() {
-            if let Some(s) = e.structure() {
-                match s.name().as_str() {
-                    "motion" => self.on_motion(s),
-                    "objectdetect" => {
-                        self.on_objects(s);
-                        // The frame was for the snapshot file: the bus gets the rest.
-                        if s.has_field("snapshot") {
-                            let mut s = s.to_owned();
-                            s.remove_field("snapshot");
-                            let mut b = gst::message::Element::builder(s);
-                            if let Some(src) = msg.src() {
-                                b = b.src(src);
-                            }
-                            return self.parent_handle_message(b.build());
-                        }
-                    }
-                    _ => {}
-                }
+        let ours = match msg.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| matches!(s.name().as_str(), "motion" | "objectdetect"))
+                .map(|s| s.to_owned()),
+            _ => None,
+        };
+        let Some(s) = ours else {
+            return self.parent_handle_message(msg);
+        };
+        // The children's message goes on first, so that what it causes here (snapshot,
+        // clip) follows it on the bus. The frame in a snapshot field was for the file.
+        if s.has_field("snapshot") {
+            let mut stripped = s.clone();
+            stripped.remove_field("snapshot");
+            let mut b = gst::message::Element::builder(stripped);
+            if let Some(src) = msg.src() {
+                b = b.src(src);
             }
+            self.parent_handle_message(b.build());
+        } else {
+            self.parent_handle_message(msg);
         }
-        self.parent_handle_message(msg)
+        match s.name().as_str() {
+            "motion" => self.on_motion(&s),
+            _ => self.on_objects(&s),
+        }
     }
 }
 

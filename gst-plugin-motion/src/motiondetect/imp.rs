@@ -259,7 +259,7 @@ impl BaseTransformImpl for MotionDetect {
 
     fn sink_event(&self, event: gst::Event) -> bool {
         if let gst::EventView::Eos(_) = event.view() {
-            self.end_at_eos();
+            self.end_open("eos");
         }
         self.parent_sink_event(event)
     }
@@ -330,7 +330,21 @@ impl VideoFilterImpl for MotionDetect {
             .or(pts)
             .map(|t| t.nseconds() as f64 / 1e9)
             .unwrap_or(0.0);
-        let update_interval = self.settings.lock().unwrap().update_interval;
+        let (update_interval, calm) = {
+            let s = self.settings.lock().unwrap();
+            (s.update_interval, s.cfg.calm)
+        };
+        // A gap in the stream longer than the calm time (a camera that went away and came
+        // back) ends the open event there; the detector starts afresh.
+        let gap = self.state.lock().unwrap().as_ref().is_some_and(|st| {
+            st.event.is_some() && (t - st.last_t > calm.max(1.0) || t < st.last_t)
+        });
+        if gap {
+            self.end_open("gap");
+            if let Some(st) = self.state.lock().unwrap().as_mut() {
+                st.detector.restart();
+            }
+        }
         let mut guard = self.state.lock().unwrap();
         let Some(st) = guard.as_mut() else {
             return Ok(gst::FlowSuccess::Ok);
@@ -413,8 +427,9 @@ impl MotionDetect {
             .push_event(gst::event::CustomDownstream::new(s));
     }
 
-    /// Ends an open event when the stream ends, so that nobody waits for its `end`.
-    fn end_at_eos(&self) {
+    /// Ends an open event at its last frame (the stream ended, or a gap in it), so that
+    /// nobody waits for its `end`.
+    fn end_open(&self, reason: &str) {
         let mut guard = self.state.lock().unwrap();
         let Some(st) = guard.as_mut() else { return };
         let Some((id, start, start_wall, _)) = st.event.take() else {
@@ -439,7 +454,7 @@ impl MotionDetect {
             .field("start-stream-time", (start * 1e9) as u64)
             .field("start-wall-time", start_wall)
             .field("duration", t - start)
-            .field("reason", "eos")
+            .field("reason", reason)
             .build();
         self.emit(s);
     }
