@@ -1,0 +1,401 @@
+//! The TOML configuration: cameras and their jobs. Errors name the line. Credentials come
+//! from the environment or a file, never from the configuration itself (an inline password
+//! is refused: configuration files get copied, pasted and committed).
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A configuration error, with the 1-based line it is about when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default)]
+    pub general: General,
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<Camera>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct General {
+    /// Seconds between status lines.
+    #[serde(default = "default_status_interval")]
+    pub status_interval: u64,
+    /// `host:port` for the Prometheus `/metrics` endpoint; empty to turn it off.
+    #[serde(default = "default_metrics")]
+    pub metrics: String,
+    /// Base folder for recordings and clips of cameras that do not set their own.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        General {
+            status_interval: default_status_interval(),
+            metrics: default_metrics(),
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_status_interval() -> u64 {
+    30
+}
+fn default_metrics() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_data_dir() -> PathBuf {
+    "/var/lib/homecam".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Camera {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub location: String,
+    /// `rtsp://user@host:554/stream1`, `kasa://user@host` or `tutk://user@UID`.
+    pub uri: Spanned<String>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+    /// File holding the password (first line).
+    pub password_file: Option<PathBuf>,
+    /// Refused with a clear error: see the module documentation.
+    pub password: Option<Spanned<String>>,
+    pub record: Option<Record>,
+    pub mjpeg: Option<Mjpeg>,
+    pub motion: Option<Motion>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Record {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub location: Option<PathBuf>,
+    #[serde(default = "default_segment")]
+    pub segment: String,
+    #[serde(default = "default_max_age")]
+    pub max_age: String,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_segment() -> String {
+    "60s".into()
+}
+fn default_max_age() -> String {
+    "7d".into()
+}
+fn default_max_bytes() -> String {
+    "20GB".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Mjpeg {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub port: Spanned<u16>,
+    #[serde(default = "default_bind")]
+    pub bind: String,
+}
+
+fn default_bind() -> String {
+    "0.0.0.0".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Motion {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Keep clips (with snapshots) of the events.
+    #[serde(default = "yes")]
+    pub clips: bool,
+    pub location: Option<PathBuf>,
+    /// `confirmed` (by a watched object) or `all`.
+    #[serde(default = "default_record")]
+    pub record: Spanned<String>,
+    #[serde(default = "default_labels")]
+    pub labels: Vec<String>,
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+    #[serde(default = "default_pre_roll")]
+    pub pre_roll: f64,
+    #[serde(default = "default_post_roll")]
+    pub post_roll: f64,
+    #[serde(default)]
+    pub zones: String,
+    #[serde(default)]
+    pub mask: String,
+}
+
+fn default_record() -> Spanned<String> {
+    Spanned::new(0..0, "confirmed".into())
+}
+fn default_labels() -> Vec<String> {
+    vec!["person".into(), "animal".into()]
+}
+fn default_threshold() -> f32 {
+    0.5
+}
+fn default_pre_roll() -> f64 {
+    5.0
+}
+fn default_post_roll() -> f64 {
+    10.0
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl Config {
+    /// Parses and validates `text`; every problem found, each with its line.
+    pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            vec![ConfigError {
+                line: e.span().map(|s| line_of(text, s.start)),
+                message: e.message().to_string(),
+            }]
+        })?;
+        let mut errors = Vec::new();
+        let at = |span: std::ops::Range<usize>| (span.end > 0).then(|| line_of(text, span.start));
+        let mut names = HashSet::new();
+        let mut ports = HashSet::new();
+        if cfg.cameras.is_empty() {
+            errors.push(ConfigError {
+                line: None,
+                message: "no [[camera]]".into(),
+            });
+        }
+        for cam in &cfg.cameras {
+            let name = cam.name.get_ref();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                errors.push(ConfigError {
+                    line: at(cam.name.span()),
+                    message: format!(
+                        "camera name {name:?}: use letters, digits, '-' and '_' (it names files and MQTT topics)"
+                    ),
+                });
+            }
+            if !names.insert(name.clone()) {
+                errors.push(ConfigError {
+                    line: at(cam.name.span()),
+                    message: format!("camera name {name:?} is used twice"),
+                });
+            }
+            let uri = cam.uri.get_ref();
+            match uri.split_once("://") {
+                Some(("rtsp" | "rtsps" | "kasa" | "tutk", rest)) if !rest.is_empty() => {
+                    let auth = rest.split(['/', '?']).next().unwrap_or("");
+                    if auth.contains('@') && auth.split('@').next().is_some_and(|u| u.contains(':'))
+                    {
+                        errors.push(ConfigError {
+                            line: at(cam.uri.span()),
+                            message: format!(
+                                "camera {name:?}: the uri holds a password; give the user only and the password with password-env or password-file"
+                            ),
+                        });
+                    }
+                }
+                // The uri is not echoed: it may hold a password.
+                other => errors.push(ConfigError {
+                    line: at(cam.uri.span()),
+                    message: format!(
+                        "camera {name:?}: the uri ({}) is not rtsp://, kasa:// or tutk://",
+                        other
+                            .map(|(s, _)| format!("{s}://"))
+                            .unwrap_or_else(|| "no scheme".into())
+                    ),
+                }),
+            }
+            if let Some(p) = &cam.password {
+                errors.push(ConfigError {
+                    line: at(p.span()),
+                    message: format!(
+                        "camera {name:?}: no inline password; use password-env = \"VAR\" or password-file = \"/path\""
+                    ),
+                });
+            }
+            if let Some(m) = cam.mjpeg.as_ref().filter(|m| m.enabled) {
+                if !ports.insert(*m.port.get_ref()) {
+                    errors.push(ConfigError {
+                        line: at(m.port.span()),
+                        message: format!(
+                            "camera {name:?}: port {} is used twice",
+                            m.port.get_ref()
+                        ),
+                    });
+                }
+            }
+            if let Some(m) = &cam.motion {
+                if !matches!(m.record.get_ref().as_str(), "confirmed" | "all") {
+                    errors.push(ConfigError {
+                        line: at(m.record.span()),
+                        message: format!(
+                            "camera {name:?}: motion record {:?} is not \"confirmed\" or \"all\"",
+                            m.record.get_ref()
+                        ),
+                    });
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                line: None,
+                message: format!("cannot read {}: {e}", path.display()),
+            }]
+        })?;
+        Config::parse(&text)
+    }
+}
+
+impl Camera {
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    pub fn uri(&self) -> &str {
+        self.uri.get_ref()
+    }
+
+    /// The password from `password-env` or `password-file`, if one is configured.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        if let Some(var) = &self.password_env {
+            return std::env::var(var)
+                .map(Some)
+                .map_err(|_| format!("camera {:?}: ${var} is not set", self.name()));
+        }
+        if let Some(file) = &self.password_file {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                format!(
+                    "camera {:?}: cannot read the password file {}: {e}",
+                    self.name(),
+                    file.display()
+                )
+            })?;
+            return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[general]
+status-interval = 10
+data-dir = "/tmp/homecam"
+
+[[camera]]
+name = "front"
+location = "Front door"
+uri = "rtsp://admin@192.168.1.20:554/stream2"
+password-env = "FRONT_PASSWORD"
+record = { max-age = "3d" }
+mjpeg = { port = 8081 }
+motion = { labels = ["person"], pre-roll = 3 }
+
+[[camera]]
+name = "garden"
+uri = "kasa://admin@192.168.1.21"
+password-file = "/etc/homecam/garden.pass"
+"#;
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.general.status_interval, 10);
+        assert_eq!(c.cameras.len(), 2);
+        let front = &c.cameras[0];
+        assert_eq!(front.name(), "front");
+        assert_eq!(front.record.as_ref().unwrap().max_age, "3d");
+        assert_eq!(front.record.as_ref().unwrap().max_bytes, "20GB");
+        let m = front.motion.as_ref().unwrap();
+        assert_eq!((m.pre_roll, m.post_roll), (3.0, 10.0));
+        assert_eq!(m.record.get_ref(), "confirmed");
+        assert!(c.cameras[1].motion.is_none());
+    }
+
+    #[test]
+    fn errors_name_their_line() {
+        let bad = GOOD.replace("uri = \"kasa://admin@192.168.1.21\"", "uri = \"http://x\"");
+        let e = Config::parse(&bad).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].line, Some(17), "{e:?}");
+        assert!(e[0].message.contains("not rtsp://"), "{e:?}");
+
+        let e = Config::parse(&GOOD.replace("status-interval", "status-intervall")).unwrap_err();
+        assert_eq!(e[0].line, Some(3), "{e:?}");
+        assert!(e[0].message.contains("unknown field"), "{e:?}");
+
+        let e = Config::parse(&GOOD.replace("name = \"garden\"", "name = \"front\"")).unwrap_err();
+        assert_eq!(e[0].line, Some(16), "{e:?}");
+        assert!(e[0].message.contains("used twice"), "{e:?}");
+    }
+
+    #[test]
+    fn inline_passwords_are_refused_without_being_echoed() {
+        let bad = GOOD.replace(
+            "password-env = \"FRONT_PASSWORD\"",
+            "password = \"hunter2\"",
+        );
+        let e = Config::parse(&bad).unwrap_err();
+        assert_eq!(e[0].line, Some(10), "{e:?}");
+        assert!(!e[0].message.contains("hunter2"));
+        let bad = GOOD.replace("rtsp://admin@", "rtsp://admin:hunter2@");
+        let e = Config::parse(&bad).unwrap_err();
+        assert_eq!(e[0].line, Some(9), "{e:?}");
+        assert!(!e[0].to_string().contains("hunter2"), "{e:?}");
+    }
+
+    #[test]
+    fn passwords_come_from_the_environment_or_a_file() {
+        let c = Config::parse(GOOD).unwrap();
+        std::env::set_var("FRONT_PASSWORD", "s3cret");
+        assert_eq!(c.cameras[0].password().unwrap().as_deref(), Some("s3cret"));
+        let e = c.cameras[1].password().unwrap_err();
+        assert!(e.contains("/etc/homecam/garden.pass"), "{e}");
+    }
+}

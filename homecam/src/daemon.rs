@@ -1,0 +1,327 @@
+//! One GStreamer pipeline per camera, opened once and fanned out with a `tee`:
+//!
+//! ```text
+//! camsrc ─ tee ─ queue ─ ringrecorder                     (record)
+//!              ├ queue(leaky) ─ decodebin ─ videoconvert ─ jpegenc ─ mjpeghttpsink   (mjpeg)
+//!              └ queue ─ motionclips                       (motion: motiondetect, objectdetect, clips)
+//! ```
+//!
+//! camsrc reconnects by itself, so a camera that is offline or reboots never stops the
+//! daemon. The bus messages become [`Event`]s and [`Status`] records on a channel.
+
+use crate::config::{Camera, Config};
+use crate::event::{now, Event, Status, Tracker};
+use gst::prelude::*;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// What the daemon reports.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Event(Box<Event>),
+    Status(Status),
+    /// A line for the log.
+    Log(String),
+}
+
+/// Counters per camera for status lines and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub events: u64,
+    pub confirmed: u64,
+    pub dismissed: u64,
+    pub clips: u64,
+}
+
+pub struct CameraRun {
+    pub name: String,
+    pub location: String,
+    pub pipeline: gst::Pipeline,
+    pub src: gst::Element,
+    pub rec: Option<gst::Element>,
+    pub http: Option<gst::Element>,
+    pub counters: Arc<Mutex<Counters>>,
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| format!("GStreamer element {factory} is missing"))
+}
+
+fn queue(leaky: bool) -> Result<gst::Element, String> {
+    let q = make("queue")?;
+    if leaky {
+        q.set_property_from_str("leaky", "downstream");
+        q.set_property("max-size-buffers", 0u32);
+        q.set_property("max-size-bytes", 0u32);
+        q.set_property("max-size-time", gst::ClockTime::SECOND);
+    }
+    Ok(q)
+}
+
+/// Builds (does not start) the pipeline of one camera.
+pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<CameraRun, String> {
+    let name = cam.name().to_string();
+    let pipeline = gst::Pipeline::with_name(&name);
+    let src = gst::ElementFactory::make("camsrc")
+        .name("cam")
+        .property("uri", cam.uri())
+        .build()
+        .map_err(|e| format!("camera {name:?}: {e}"))?;
+    if let Some(p) = cam.password()? {
+        src.set_property("password", p);
+    }
+    let tee = make("tee")?;
+    tee.set_property("allow-not-linked", true);
+    pipeline.add_many([&src, &tee]).map_err(|e| e.to_string())?;
+    let base = cfg.general.data_dir.join(&name);
+    let mut rec = None;
+    if let Some(r) = cam.record.as_ref().filter(|r| r.enabled) {
+        let q = queue(false)?;
+        let e = gst::ElementFactory::make("ringrecorder")
+            .name("rec")
+            .property(
+                "location",
+                r.location
+                    .clone()
+                    .unwrap_or_else(|| base.join("ring"))
+                    .to_string_lossy()
+                    .to_string(),
+            )
+            .property("max-size-time", &r.segment)
+            .property("max-age", &r.max_age)
+            .property("max-bytes", &r.max_bytes)
+            .build()
+            .map_err(|e| format!("camera {name:?} record: {e}"))?;
+        pipeline.add_many([&q, &e]).map_err(|e| e.to_string())?;
+        gst::Element::link_many([&tee, &q]).map_err(|e| e.to_string())?;
+        q.link_pads(Some("src"), &e, Some("video"))
+            .map_err(|e| e.to_string())?;
+        rec = Some(e);
+    }
+    let mut http = None;
+    if let Some(m) = cam.mjpeg.as_ref().filter(|m| m.enabled) {
+        let q = queue(true)?;
+        let decode = make("decodebin")?;
+        let rest = gst::parse::bin_from_description(
+            &format!(
+                "videoconvert ! videorate max-rate=5 ! jpegenc quality=80 ! mjpeghttpsink name=http port={} address={}",
+                m.port.get_ref(),
+                m.bind
+            ),
+            true,
+        )
+        .map_err(|e| e.to_string())?;
+        pipeline
+            .add_many([&q, &decode, rest.upcast_ref()])
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many([&tee, &q, &decode]).map_err(|e| e.to_string())?;
+        let sink = rest.static_pad("sink").ok_or("no sink pad")?;
+        decode.connect_pad_added(move |_, pad| {
+            if !sink.is_linked() {
+                let _ = pad.link(&sink);
+            }
+        });
+        http = rest.by_name("http");
+    }
+    if let Some(m) = cam.motion.as_ref().filter(|m| m.enabled) {
+        let q = queue(!m.clips)?;
+        // With clips: motionclips (it decodes for its motiondetect and objectdetect).
+        // Without: the same analysis, nothing written.
+        let analysis: gst::Element = if m.clips {
+            gst::ElementFactory::make("motionclips")
+                .name("clips")
+                .property(
+                    "location",
+                    m.location
+                        .clone()
+                        .unwrap_or_else(|| base.join("clips"))
+                        .to_string_lossy()
+                        .to_string(),
+                )
+                .property("camera", &name)
+                .property("pre-roll", m.pre_roll)
+                .property("post-roll", m.post_roll)
+                .property_from_str("record", m.record.get_ref())
+                .build()
+                .map_err(|e| format!("camera {name:?} motion: {e}"))?
+        } else {
+            gst::parse::bin_from_description(
+                "decodebin ! videoconvert ! motiondetect name=motion ! objectdetect name=objects ! fakesink sync=false async=false",
+                true,
+            )
+            .map_err(|e| e.to_string())?
+            .upcast()
+        };
+        let bin = analysis
+            .downcast_ref::<gst::Bin>()
+            .ok_or("the analysis is no bin")?;
+        if let Some(o) = bin.by_name("objects") {
+            o.set_property("labels", m.labels.join(","));
+            o.set_property("threshold", m.threshold.clamp(0.25, 1.0));
+        }
+        if let Some(d) = bin.by_name("motion") {
+            d.set_property("zones", &m.zones);
+            d.set_property("mask", &m.mask);
+        }
+        pipeline
+            .add_many([&q, &analysis])
+            .map_err(|e| e.to_string())?;
+        gst::Element::link_many([&tee, &q, &analysis]).map_err(|e| e.to_string())?;
+    }
+    // The camera's pads: video to the tee; audio to the recorder, else taken and dropped
+    // (a session without its audio track upsets some RTSP servers).
+    let audio_sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    pipeline.add(&audio_sink).map_err(|e| e.to_string())?;
+    let tee_sink = tee.static_pad("sink").ok_or("tee")?;
+    let r = rec.clone();
+    let audio_pad = audio_sink.static_pad("sink").ok_or("fakesink")?;
+    let n = name.clone();
+    let tx2 = tx.clone();
+    src.connect_pad_added(move |_, pad| {
+        let target = match pad.name().as_str() {
+            "video" => Some(tee_sink.clone()),
+            "audio" => r
+                .as_ref()
+                .and_then(|r| r.request_pad_simple("audio"))
+                .or_else(|| Some(audio_pad.clone())),
+            _ => None,
+        };
+        if let Some(t) = target.filter(|t| !t.is_linked()) {
+            if let Err(e) = pad.link(&t) {
+                let _ = tx2.send(Record::Log(format!(
+                    "{n}: cannot link the camera's {} stream: {e:?}",
+                    pad.name()
+                )));
+            }
+        }
+    });
+
+    let counters = Arc::new(Mutex::new(Counters::default()));
+    let tracker = Mutex::new(Tracker::new(&name, &cam.location));
+    let (n, loc, c) = (name.clone(), cam.location.clone(), counters.clone());
+    pipeline
+        .bus()
+        .ok_or("no bus")?
+        .set_sync_handler(move |_, msg| {
+            match msg.view() {
+                gst::MessageView::Element(e) => {
+                    let Some(s) = e.structure() else {
+                        return gst::BusSyncReply::Drop;
+                    };
+                    let status = match s.name().as_str() {
+                        "camsrc-online" => Some(("online", String::new())),
+                        "camsrc-offline" => {
+                            Some(("offline", s.get::<String>("reason").unwrap_or_default()))
+                        }
+                        _ => None,
+                    };
+                    if let Some((status, reason)) = status {
+                        let _ = tx.send(Record::Status(Status {
+                            camera: n.clone(),
+                            camera_name: n.clone(),
+                            location: loc.clone(),
+                            status,
+                            reason,
+                            time: now(),
+                        }));
+                    }
+                    for ev in tracker.lock().unwrap().on_message(s) {
+                        let mut c = c.lock().unwrap();
+                        match ev.kind {
+                            "new" => c.events += 1,
+                            "end" if ev.confirmed => c.confirmed += 1,
+                            "end" => c.dismissed += 1,
+                            _ => {}
+                        }
+                        if s.name() == "motionclips" && s.get::<&str>("type") == Ok("clip") {
+                            c.clips += 1;
+                        }
+                        let _ = tx.send(Record::Event(Box::new(ev)));
+                    }
+                }
+                gst::MessageView::Error(e) => {
+                    let _ = tx.send(Record::Log(format!(
+                        "{n}: error from {}: {}",
+                        e.src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default(),
+                        e.error()
+                    )));
+                }
+                gst::MessageView::Warning(w) => {
+                    let _ = tx.send(Record::Log(format!("{n}: warning: {}", w.error())));
+                }
+                // Left on the bus for the shutdown, which waits for it.
+                gst::MessageView::Eos(_) => return gst::BusSyncReply::Pass,
+                _ => {}
+            }
+            gst::BusSyncReply::Drop
+        });
+    Ok(CameraRun {
+        name,
+        location: cam.location.clone(),
+        pipeline,
+        src,
+        rec,
+        http,
+        counters,
+    })
+}
+
+impl CameraRun {
+    /// camsrc's statistics: state, fps, bitrate, restarts...
+    pub fn stats(&self) -> gst::Structure {
+        self.src.property::<gst::Structure>("stats")
+    }
+
+    pub fn recorded_bytes(&self) -> u64 {
+        self.rec
+            .as_ref()
+            .map(|r| {
+                r.property::<gst::Structure>("stats")
+                    .get::<u64>("bytes")
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn mjpeg_port(&self) -> Option<u32> {
+        self.http.as_ref().map(|h| h.property::<u32>("bound-port"))
+    }
+
+    /// One status line: state, fps, bitrate, restarts, recording bytes, events.
+    pub fn status_line(&self) -> String {
+        let s = self.stats();
+        let c = self.counters.lock().unwrap().clone();
+        format!(
+            "{}: {} fps={:.1} bitrate={}kbit/s restarts={} recorded={}B events={} confirmed={} dismissed={} clips={}{}",
+            self.name,
+            s.get::<&str>("state").unwrap_or("?"),
+            s.get::<f64>("fps").unwrap_or(0.0),
+            s.get::<u64>("bitrate").unwrap_or(0) / 1000,
+            s.get::<u64>("restarts").or_else(|_| s.get::<u32>("restarts").map(u64::from)).unwrap_or(0),
+            self.recorded_bytes(),
+            c.events,
+            c.confirmed,
+            c.dismissed,
+            c.clips,
+            s.get::<String>("last-error")
+                .ok()
+                .filter(|e| !e.is_empty())
+                .map(|e| format!(" last-error={e:?}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// Where a camera's files go, for messages.
+pub fn data_dir(cfg: &Config, cam: &Camera) -> PathBuf {
+    cfg.general.data_dir.join(cam.name())
+}

@@ -1,0 +1,7 @@
+//! `homecam`: the daemon that runs every camera's jobs from one configuration file. The
+//! binary is `src/main.rs`; the pieces are here so that tests can drive them.
+
+pub mod config;
+pub mod daemon;
+pub mod event;
+pub mod metrics;

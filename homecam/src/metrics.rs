@@ -1,0 +1,123 @@
+//! `/metrics` in the Prometheus text format, on a plain HTTP/1.1 listener thread.
+
+use crate::daemon::CameraRun;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The metrics text for `cams`.
+pub fn render(cams: &[CameraRun]) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in rows {
+            out.push_str(&format!("{name}{{{labels}}} {v}\n"));
+        }
+    };
+    let per = |f: &dyn Fn(&CameraRun) -> f64| -> Vec<(String, f64)> {
+        cams.iter()
+            .map(|c| (format!("camera=\"{}\"", c.name), f(c)))
+            .collect()
+    };
+    let stat = |c: &CameraRun, k: &str| -> f64 {
+        let s = c.stats();
+        s.get::<f64>(k)
+            .or_else(|_| s.get::<u64>(k).map(|v| v as f64))
+            .or_else(|_| s.get::<u32>(k).map(|v| v as f64))
+            .unwrap_or(0.0)
+    };
+    family(
+        "homecam_camera_up",
+        "gauge",
+        "1 while the camera streams",
+        per(&|c| (c.stats().get::<&str>("state").ok() == Some("online")) as u8 as f64),
+    );
+    family(
+        "homecam_camera_fps",
+        "gauge",
+        "Video frames per second",
+        per(&|c| stat(c, "fps")),
+    );
+    family(
+        "homecam_camera_bitrate_bits",
+        "gauge",
+        "Bit rate from the camera (bit/s)",
+        per(&|c| stat(c, "bitrate")),
+    );
+    family(
+        "homecam_camera_restarts_total",
+        "counter",
+        "Camera sessions restarted",
+        per(&|c| stat(c, "restarts")),
+    );
+    family(
+        "homecam_recorded_bytes",
+        "counter",
+        "Bytes written by the ring recorder",
+        per(&|c| c.recorded_bytes() as f64),
+    );
+    let mut rows = Vec::new();
+    for c in cams {
+        let k = c.counters.lock().unwrap().clone();
+        for (verdict, v) in [
+            ("all", k.events),
+            ("confirmed", k.confirmed),
+            ("dismissed", k.dismissed),
+        ] {
+            rows.push((
+                format!("camera=\"{}\",verdict=\"{verdict}\"", c.name),
+                v as f64,
+            ));
+        }
+    }
+    family("homecam_events_total", "counter", "Motion events", rows);
+    family(
+        "homecam_clips_total",
+        "counter",
+        "Clips written",
+        per(&|c| c.counters.lock().unwrap().clips as f64),
+    );
+    out
+}
+
+/// Serves `/metrics` on `addr` until the process ends; returns the bound address.
+pub fn serve(addr: &str, cams: Arc<Vec<CameraRun>>) -> Result<SocketAddr, String> {
+    let listener =
+        TcpListener::bind(addr).map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(&conn);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // Skip the headers (bounded: a header flood is cut off).
+                let mut h = String::new();
+                for _ in 0..100 {
+                    h.clear();
+                    if reader.read_line(&mut h).map(|n| n == 0).unwrap_or(true) || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) = if line.starts_with("GET ") && path == "/metrics" {
+                    ("200 OK", render(&cams))
+                } else {
+                    ("404 Not Found", "only /metrics here\n".to_string())
+                };
+                let mut w = &conn;
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(bound)
+}
