@@ -33,6 +33,66 @@ pub struct Config {
     pub general: General,
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Camera>,
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// The MQTT broker (Home Assistant, Frigate users).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MqttConfig {
+    #[serde(default = "localhost")]
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+fn localhost() -> String {
+    "127.0.0.1".into()
+}
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_prefix() -> String {
+    "homecam".into()
+}
+fn default_client_id() -> String {
+    "homecam".into()
+}
+
+impl MqttConfig {
+    pub fn password(&self) -> Result<Option<String>, String> {
+        secret(
+            "mqtt",
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+        )
+    }
+}
+
+/// A password from an environment variable or the first line of a file.
+fn secret(what: &str, env: Option<&str>, file: Option<&Path>) -> Result<Option<String>, String> {
+    if let Some(var) = env {
+        return std::env::var(var)
+            .map(Some)
+            .map_err(|_| format!("{what}: ${var} is not set"));
+    }
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!(
+                "{what}: cannot read the password file {}: {e}",
+                file.display()
+            )
+        })?;
+        return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+    }
+    Ok(None)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,22 +360,11 @@ impl Camera {
 
     /// The password from `password-env` or `password-file`, if one is configured.
     pub fn password(&self) -> Result<Option<String>, String> {
-        if let Some(var) = &self.password_env {
-            return std::env::var(var)
-                .map(Some)
-                .map_err(|_| format!("camera {:?}: ${var} is not set", self.name()));
-        }
-        if let Some(file) = &self.password_file {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                format!(
-                    "camera {:?}: cannot read the password file {}: {e}",
-                    self.name(),
-                    file.display()
-                )
-            })?;
-            return Ok(Some(text.lines().next().unwrap_or("").to_string()));
-        }
-        Ok(None)
+        secret(
+            &format!("camera {:?}", self.name()),
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+        )
     }
 }
 

@@ -148,12 +148,27 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
                 .build()
                 .map_err(|e| format!("camera {name:?} motion: {e}"))?
         } else {
-            gst::parse::bin_from_description(
-                "decodebin ! videoconvert ! motiondetect name=motion ! objectdetect name=objects ! fakesink sync=false async=false",
+            // decodebin's pad comes later: it is linked by hand (parsing a description
+            // with it would ghost the wrong sink pad).
+            let bin = gst::Bin::new();
+            let decode = make("decodebin")?;
+            let rest = gst::parse::bin_from_description(
+                "videoconvert ! motiondetect name=motion ! objectdetect name=objects ! fakesink sync=false async=false",
                 true,
             )
-            .map_err(|e| e.to_string())?
-            .upcast()
+            .map_err(|e| e.to_string())?;
+            bin.add_many([&decode, rest.upcast_ref()])
+                .map_err(|e| e.to_string())?;
+            let sink = rest.static_pad("sink").ok_or("no sink pad")?;
+            decode.connect_pad_added(move |_, pad| {
+                if !sink.is_linked() {
+                    let _ = pad.link(&sink);
+                }
+            });
+            let ghost = gst::GhostPad::with_target(&decode.static_pad("sink").ok_or("decodebin")?)
+                .map_err(|e| e.to_string())?;
+            bin.add_pad(&ghost).map_err(|e| e.to_string())?;
+            bin.upcast()
         };
         let bin = analysis
             .downcast_ref::<gst::Bin>()
@@ -314,7 +329,7 @@ impl CameraRun {
             c.clips,
             s.get::<String>("last-error")
                 .ok()
-                .filter(|e| !e.is_empty())
+                .filter(|e| !e.is_empty() && s.get::<&str>("state") != Ok("online"))
                 .map(|e| format!(" last-error={e:?}"))
                 .unwrap_or_default()
         )

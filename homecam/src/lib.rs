@@ -5,3 +5,4 @@ pub mod config;
 pub mod daemon;
 pub mod event;
 pub mod metrics;
+pub mod mqtt;

@@ -11,6 +11,7 @@
 use gst::prelude::*;
 use homecam::config::Config;
 use homecam::daemon::{self, CameraRun, Record};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -265,6 +266,35 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         println!("homecam: metrics on http://{m}/metrics");
         Some(m)
     };
+    let mqtt = match &cfg.mqtt {
+        Some(m) => Some(homecam::mqtt::Mqtt::connect(m)?),
+        None => None,
+    };
+    // The last state of each open event, for MQTT's `before`.
+    let mut last: HashMap<String, homecam::event::Event> = HashMap::new();
+    let mut publish = |r: Record| match r {
+        Record::Event(e) => {
+            println!("event {}", serde_json::to_string(&e).unwrap_or_default());
+            if let Some(m) = &mqtt {
+                m.event(&e, last.get(&e.id));
+            }
+            if e.kind == "end" && e.has_clip {
+                last.remove(&e.id);
+            } else {
+                last.insert(e.id.clone(), *e);
+            }
+            if last.len() > 1000 {
+                last.clear();
+            }
+        }
+        Record::Status(s) => {
+            println!("status {}", serde_json::to_string(&s).unwrap_or_default());
+            if let Some(m) = &mqtt {
+                m.status(&s);
+            }
+        }
+        Record::Log(l) => println!("homecam: {l}"),
+    };
     let started = Instant::now();
     let interval = Duration::from_secs(cfg.general.status_interval.max(1));
     let mut next_status = Instant::now() + interval;
@@ -272,15 +302,8 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     while !STOP.load(Ordering::SeqCst)
         && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s)
     {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Record::Event(e)) => {
-                println!("event {}", serde_json::to_string(&e).unwrap_or_default());
-            }
-            Ok(Record::Status(s)) => {
-                println!("status {}", serde_json::to_string(&s).unwrap_or_default());
-            }
-            Ok(Record::Log(l)) => println!("homecam: {l}"),
-            Err(_) => {}
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(200)) {
+            publish(r);
         }
         if !announced {
             for c in cams.iter() {
@@ -311,9 +334,11 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         println!("homecam: {}", c.status_line());
     }
     while let Ok(r) = rx.try_recv() {
-        if let Record::Event(e) = r {
-            println!("event {}", serde_json::to_string(&e).unwrap_or_default());
-        }
+        publish(r);
+    }
+    drop(publish);
+    if let Some(m) = mqtt {
+        m.close(Duration::from_secs(3));
     }
     let _ = metrics;
     Ok(0)
