@@ -336,7 +336,6 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     while let Ok(r) = rx.try_recv() {
         publish(r);
     }
-    drop(publish);
     if let Some(m) = mqtt {
         m.close(Duration::from_secs(3));
     }
