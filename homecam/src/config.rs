@@ -34,6 +34,115 @@ pub struct Config {
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Camera>,
     pub mqtt: Option<MqttConfig>,
+    pub smtp: Option<SmtpConfig>,
+    #[serde(default)]
+    pub insights: Insights,
+    #[serde(default, rename = "alert")]
+    pub alerts: Vec<AlertRule>,
+}
+
+/// Hourly activity summaries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Insights {
+    /// Seconds per summary (an hour; shorter for tests and demos).
+    #[serde(default = "default_period")]
+    pub period: u64,
+    /// Fewer events than this in a period: `low`.
+    #[serde(default = "default_medium")]
+    pub medium: u64,
+    /// At least this many: `high`; in between: `medium`.
+    #[serde(default = "default_high")]
+    pub high: u64,
+}
+
+impl Default for Insights {
+    fn default() -> Self {
+        Insights {
+            period: default_period(),
+            medium: default_medium(),
+            high: default_high(),
+        }
+    }
+}
+
+fn default_period() -> u64 {
+    3600
+}
+fn default_medium() -> u64 {
+    5
+}
+fn default_high() -> u64 {
+    20
+}
+
+/// An alert rule: see `alerts.rs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AlertRule {
+    pub name: String,
+    /// Matching events needed within `window` seconds.
+    #[serde(default = "one")]
+    pub rate: u32,
+    #[serde(default = "default_window")]
+    pub window: f64,
+    /// Local time of day, `HH:MM-HH:MM`.
+    pub hours: Option<Spanned<String>>,
+    /// Labels or groups (`person`, `animal`, `cat`); empty: any motion event.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub cameras: Vec<String>,
+    /// Seconds between two alerts of the rule, at least.
+    #[serde(default = "default_cooldown")]
+    pub cooldown: f64,
+    #[serde(default)]
+    pub email: Vec<String>,
+    pub webhook: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_window() -> f64 {
+    60.0
+}
+fn default_cooldown() -> f64 {
+    600.0
+}
+
+/// The mail server alerts go through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SmtpConfig {
+    #[serde(default = "localhost")]
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    pub from: String,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_tls")]
+    pub tls: String,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_tls() -> String {
+    "starttls".into()
+}
+
+impl SmtpConfig {
+    pub fn password(&self) -> Result<Option<String>, String> {
+        secret(
+            "smtp",
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+        )
+    }
 }
 
 /// The MQTT broker (Home Assistant, Frigate users).
@@ -329,6 +438,40 @@ impl Config {
                         ),
                     });
                 }
+            }
+        }
+        for rule in &cfg.alerts {
+            if let Some(h) = &rule.hours {
+                if let Err(e) = crate::alerts::parse_hours(h.get_ref()) {
+                    errors.push(ConfigError {
+                        line: at(h.span()),
+                        message: format!("alert {:?}: {e}", rule.name),
+                    });
+                }
+            }
+            if !rule.email.is_empty() && cfg.smtp.is_none() {
+                errors.push(ConfigError {
+                    line: None,
+                    message: format!("alert {:?} sends e-mail but there is no [smtp]", rule.name),
+                });
+            }
+            if rule
+                .webhook
+                .as_ref()
+                .is_some_and(|w| !w.starts_with("http://"))
+            {
+                errors.push(ConfigError {
+                    line: None,
+                    message: format!("alert {:?}: webhook must be an http:// URL", rule.name),
+                });
+            }
+        }
+        if let Some(s) = &cfg.smtp {
+            if !matches!(s.tls.as_str(), "none" | "starttls" | "tls") {
+                errors.push(ConfigError {
+                    line: None,
+                    message: format!("smtp tls {:?}: none, starttls or tls", s.tls),
+                });
             }
         }
         if errors.is_empty() {

@@ -1,8 +1,10 @@
 //! `homecam`: the daemon that runs every camera's jobs from one configuration file. The
 //! binary is `src/main.rs`; the pieces are here so that tests can drive them.
 
+pub mod alerts;
 pub mod config;
 pub mod daemon;
 pub mod event;
+pub mod insights;
 pub mod metrics;
 pub mod mqtt;

@@ -9,8 +9,11 @@
 //! ```
 
 use gst::prelude::*;
+use homecam::alerts::Alerts;
 use homecam::config::Config;
 use homecam::daemon::{self, CameraRun, Record};
+use homecam::event::now;
+use homecam::insights::Aggregator;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,7 +152,7 @@ fn probe(cam: &homecam::config::Camera, timeout: f64) -> Result<String, String> 
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("camsrc")
         .property("uri", cam.uri())
-        .property("max-restarts", 0i32)
+        .property("max-restarts", 3i32)
         .build()
         .map_err(|e| e.to_string())?;
     if let Some(p) = cam.password()? {
@@ -270,30 +273,18 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         Some(m) => Some(homecam::mqtt::Mqtt::connect(m)?),
         None => None,
     };
-    // The last state of each open event, for MQTT's `before`.
-    let mut last: HashMap<String, homecam::event::Event> = HashMap::new();
-    let mut publish = |r: Record| match r {
-        Record::Event(e) => {
-            println!("event {}", serde_json::to_string(&e).unwrap_or_default());
-            if let Some(m) = &mqtt {
-                m.event(&e, last.get(&e.id));
-            }
-            if e.kind == "end" && e.has_clip {
-                last.remove(&e.id);
-            } else {
-                last.insert(e.id.clone(), *e);
-            }
-            if last.len() > 1000 {
-                last.clear();
-            }
-        }
-        Record::Status(s) => {
-            println!("status {}", serde_json::to_string(&s).unwrap_or_default());
-            if let Some(m) = &mqtt {
-                m.status(&s);
-            }
-        }
-        Record::Log(l) => println!("homecam: {l}"),
+    let (log_tx, log_rx) = mpsc::channel();
+    let names: Vec<(String, String)> = cams
+        .iter()
+        .map(|c| (c.name.clone(), c.location.clone()))
+        .collect();
+    let mut out = Outputs {
+        mqtt,
+        last: HashMap::new(),
+        insights: Aggregator::new(&cfg.insights, &names, now()),
+        alerts: Alerts::new(&cfg.alerts),
+        sender: homecam::alerts::Sender::start(cfg.smtp.clone(), log_tx),
+        rules: cfg.alerts.clone(),
     };
     let started = Instant::now();
     let interval = Duration::from_secs(cfg.general.status_interval.max(1));
@@ -303,7 +294,13 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s)
     {
         if let Ok(r) = rx.recv_timeout(Duration::from_millis(200)) {
-            publish(r);
+            out.handle(r);
+        }
+        while let Ok(l) = log_rx.try_recv() {
+            println!("homecam: {l}");
+        }
+        if let Some(i) = out.insights.tick(now()) {
+            out.insight(&i);
         }
         if !announced {
             for c in cams.iter() {
@@ -334,13 +331,77 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         println!("homecam: {}", c.status_line());
     }
     while let Ok(r) = rx.try_recv() {
-        publish(r);
+        out.handle(r);
     }
-    if let Some(m) = mqtt {
+    // The period so far.
+    let t = now();
+    let i = out.insights.flush(t, t);
+    out.insight(&i);
+    // Alerts still being delivered get a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !out.sender.idle() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while let Ok(l) = log_rx.try_recv() {
+        println!("homecam: {l}");
+    }
+    if let Some(m) = out.mqtt.take() {
         m.close(Duration::from_secs(3));
     }
     let _ = metrics;
     Ok(0)
+}
+
+/// Where records go: standard output, MQTT, insights, alerts.
+struct Outputs {
+    mqtt: Option<homecam::mqtt::Mqtt>,
+    /// The last state of each open event, for MQTT's `before`.
+    last: HashMap<String, homecam::event::Event>,
+    insights: Aggregator,
+    alerts: Alerts,
+    sender: homecam::alerts::Sender,
+    rules: Vec<homecam::config::AlertRule>,
+}
+
+impl Outputs {
+    fn handle(&mut self, r: Record) {
+        match r {
+            Record::Event(e) => {
+                println!("event {}", serde_json::to_string(&e).unwrap_or_default());
+                if let Some(m) = &self.mqtt {
+                    m.event(&e, self.last.get(&e.id));
+                }
+                self.insights.on_event(&e);
+                for a in self.alerts.on_event(&e) {
+                    println!("alert {}", serde_json::to_string(&a).unwrap_or_default());
+                    if let Some(m) = &self.mqtt {
+                        m.alert(&a);
+                    }
+                    if let Some(rule) = self.rules.iter().find(|r| r.name == a.rule) {
+                        self.sender.send(a, rule.clone());
+                    }
+                }
+                if self.last.len() > 1000 {
+                    self.last.clear();
+                }
+                self.last.insert(e.id.clone(), *e);
+            }
+            Record::Status(s) => {
+                println!("status {}", serde_json::to_string(&s).unwrap_or_default());
+                if let Some(m) = &self.mqtt {
+                    m.status(&s);
+                }
+            }
+            Record::Log(l) => println!("homecam: {l}"),
+        }
+    }
+
+    fn insight(&self, i: &homecam::insights::Insight) {
+        println!("insight {}", serde_json::to_string(i).unwrap_or_default());
+        if let Some(m) = &self.mqtt {
+            m.insight(i);
+        }
+    }
 }
 
 fn jobs(cam: &homecam::config::Camera) -> String {

@@ -4,8 +4,10 @@
 //! Publishing never blocks the daemon: when the client's queue is full (a broker away for
 //! long), the record is dropped and counted.
 
+use crate::alerts::Alert;
 use crate::config::MqttConfig;
 use crate::event::{Event, Status};
+use crate::insights::Insight;
 use rumqttc::{Client, Event as MqttEvent, LastWill, MqttOptions, Packet, QoS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -106,6 +108,16 @@ impl Mqtt {
                 m.into(),
             );
         }
+    }
+
+    pub fn insight(&self, i: &Insight) {
+        let body = serde_json::to_vec(i).unwrap_or_default();
+        self.publish(format!("{}/insights", self.prefix), false, body);
+    }
+
+    pub fn alert(&self, a: &Alert) {
+        let body = serde_json::to_vec(a).unwrap_or_default();
+        self.publish(format!("{}/alerts", self.prefix), false, body);
     }
 
     pub fn status(&self, s: &Status) {

@@ -48,7 +48,7 @@ fn check_reports_line_numbers_and_probes_cameras() {
     )
     .unwrap();
     let out = Command::new(BIN)
-        .args(["check", cfg.to_str().unwrap(), "--timeout", "10"])
+        .args(["check", cfg.to_str().unwrap(), "--timeout", "25"])
         .env("GOOD_PW", tapo_sim::TapoConfig::default().password)
         .output()
         .unwrap();

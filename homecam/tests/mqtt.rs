@@ -126,7 +126,7 @@ motion = {{ clips = false }}
     )
     .unwrap();
     let out = Command::new(BIN)
-        .args(["run", cfg.to_str().unwrap(), "--seconds", "12"])
+        .args(["run", cfg.to_str().unwrap(), "--seconds", "20"])
         .env("YARD_PW", tapo_sim::TapoConfig::default().password)
         .output()
         .unwrap();
