@@ -34,6 +34,7 @@ pub struct Config {
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Camera>,
     pub mqtt: Option<MqttConfig>,
+    pub kafka: Option<KafkaConfig>,
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub insights: Insights,
@@ -182,6 +183,90 @@ impl MqttConfig {
             self.password_env.as_deref(),
             self.password_file.as_deref(),
         )
+    }
+}
+
+/// The Kafka cluster (Apache Kafka, WarpStream, Redpanda, tansu: the plain Kafka protocol).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KafkaConfig {
+    /// `host:port[,host:port...]`.
+    pub brokers: String,
+    #[serde(default = "default_events_topic")]
+    pub events_topic: String,
+    #[serde(default = "default_status_topic")]
+    pub status_topic: String,
+    #[serde(default = "default_insights_topic")]
+    pub insights_topic: String,
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Create the topics when they are missing.
+    #[serde(default = "yes")]
+    pub create_topics: bool,
+    /// Partitions of the topics it creates.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Seconds a record may wait in the producer before it is sent again from the spool.
+    #[serde(default = "default_delivery_timeout")]
+    pub delivery_timeout: f64,
+    /// Default: DATA-DIR/kafka-spool.
+    pub spool_dir: Option<PathBuf>,
+    /// Undelivered records kept on disk at most; beyond it the oldest are dropped (counted).
+    #[serde(default = "default_spool_max")]
+    pub spool_max_bytes: Spanned<String>,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl` (WarpStream: `sasl_ssl`).
+    #[serde(default = "default_security")]
+    pub security_protocol: Spanned<String>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[serde(default = "default_mechanism")]
+    pub sasl_mechanism: Spanned<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_events_topic() -> String {
+    "security_events".into()
+}
+fn default_status_topic() -> String {
+    "camera_status".into()
+}
+fn default_insights_topic() -> String {
+    "security_insights".into()
+}
+fn default_partitions() -> i32 {
+    3
+}
+fn default_delivery_timeout() -> f64 {
+    30.0
+}
+fn default_spool_max() -> Spanned<String> {
+    Spanned::new(0..0, "64MiB".into())
+}
+fn default_security() -> Spanned<String> {
+    Spanned::new(0..0, "plaintext".into())
+}
+fn default_mechanism() -> Spanned<String> {
+    Spanned::new(0..0, "PLAIN".into())
+}
+
+impl KafkaConfig {
+    pub fn password(&self) -> Result<Option<String>, String> {
+        secret(
+            "kafka",
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+        )
+    }
+
+    pub fn spool_max_bytes(&self) -> u64 {
+        gstringrec::store::parse_bytes(self.spool_max_bytes.get_ref()).unwrap_or(64 << 20)
+    }
+
+    pub fn spool_dir(&self, general: &General) -> PathBuf {
+        self.spool_dir
+            .clone()
+            .unwrap_or_else(|| general.data_dir.join("kafka-spool"))
     }
 }
 
@@ -463,6 +548,63 @@ impl Config {
                 errors.push(ConfigError {
                     line: None,
                     message: format!("alert {:?}: webhook must be an http:// URL", rule.name),
+                });
+            }
+        }
+        if let Some(k) = &cfg.kafka {
+            if k.brokers.trim().is_empty() {
+                errors.push(ConfigError {
+                    line: None,
+                    message: "kafka: brokers is empty".into(),
+                });
+            }
+            match gstringrec::store::parse_bytes(k.spool_max_bytes.get_ref()) {
+                Ok(n) if n >= 4096 => {}
+                Ok(_) => errors.push(ConfigError {
+                    line: at(k.spool_max_bytes.span()),
+                    message: "kafka: spool-max-bytes must be at least 4KiB".into(),
+                }),
+                Err(e) => errors.push(ConfigError {
+                    line: at(k.spool_max_bytes.span()),
+                    message: format!("kafka: spool-max-bytes: {e}"),
+                }),
+            }
+            let proto = k.security_protocol.get_ref().to_ascii_lowercase();
+            if !matches!(
+                proto.as_str(),
+                "plaintext" | "ssl" | "sasl_plaintext" | "sasl_ssl"
+            ) {
+                errors.push(ConfigError {
+                    line: at(k.security_protocol.span()),
+                    message: format!(
+                        "kafka: security-protocol {:?}: plaintext, ssl, sasl_plaintext or sasl_ssl",
+                        k.security_protocol.get_ref()
+                    ),
+                });
+            }
+            if !matches!(
+                k.sasl_mechanism.get_ref().as_str(),
+                "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"
+            ) {
+                errors.push(ConfigError {
+                    line: at(k.sasl_mechanism.span()),
+                    message: format!(
+                        "kafka: sasl-mechanism {:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                        k.sasl_mechanism.get_ref()
+                    ),
+                });
+            }
+            if proto.starts_with("sasl") && k.username.is_none() {
+                errors.push(ConfigError {
+                    line: at(k.security_protocol.span()),
+                    message: "kafka: sasl needs username and password-env or password-file".into(),
+                });
+            }
+            if !(1..=1000).contains(&k.partitions) || k.delivery_timeout < 1.0 {
+                errors.push(ConfigError {
+                    line: None,
+                    message: "kafka: partitions must be 1-1000 and delivery-timeout at least 1 s"
+                        .into(),
                 });
             }
         }

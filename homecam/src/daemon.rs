@@ -10,7 +10,7 @@
 //! daemon. The bus messages become [`Event`]s and [`Status`] records on a channel.
 
 use crate::config::{Camera, Config};
-use crate::event::{now, Event, Status, Tracker};
+use crate::event::{Event, Status, StatusStats, Tracker};
 use gst::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub enum Record {
     Event(Box<Event>),
-    Status(Status),
+    Status(Box<Status>),
     /// A line for the log.
     Log(String),
 }
@@ -238,14 +238,9 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
                         _ => None,
                     };
                     if let Some((status, reason)) = status {
-                        let _ = tx.send(Record::Status(Status {
-                            camera: n.clone(),
-                            camera_name: n.clone(),
-                            location: loc.clone(),
-                            status,
-                            reason,
-                            time: now(),
-                        }));
+                        let _ = tx.send(Record::Status(Box::new(Status::new(
+                            &n, &loc, status, reason,
+                        ))));
                     }
                     for ev in tracker.lock().unwrap().on_message(s) {
                         let mut c = c.lock().unwrap();
@@ -309,6 +304,41 @@ impl CameraRun {
 
     pub fn mjpeg_port(&self) -> Option<u32> {
         self.http.as_ref().map(|h| h.property::<u32>("bound-port"))
+    }
+
+    /// The periodic `status_update` record for `camera_status`.
+    pub fn status_record(&self) -> Status {
+        let s = self.stats();
+        let c = self.counters.lock().unwrap().clone();
+        let num = |k: &str| {
+            s.get::<u64>(k)
+                .or_else(|_| s.get::<u32>(k).map(u64::from))
+                .unwrap_or(0)
+        };
+        let state = match s.get::<&str>("state").unwrap_or("") {
+            "online" => "online",
+            "offline" => "offline",
+            _ => "connecting",
+        };
+        let reason = s
+            .get::<String>("last-error")
+            .ok()
+            .filter(|_| state != "online")
+            .unwrap_or_default();
+        let mut r = Status::new(&self.name, &self.location, state, reason);
+        r.event_type = "status_update";
+        r.stats = Some(StatusStats {
+            fps: s.get::<f64>("fps").unwrap_or(0.0),
+            bitrate: num("bitrate"),
+            restarts: num("restarts"),
+            frame_count: num("video-frames"),
+            recorded_bytes: self.recorded_bytes(),
+            events: c.events,
+            confirmed: c.confirmed,
+            dismissed: c.dismissed,
+            clips: c.clips,
+        });
+        r
     }
 
     /// One status line: state, fps, bitrate, restarts, recording bytes, events.

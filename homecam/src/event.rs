@@ -43,17 +43,70 @@ pub struct Event {
     pub dismissed: bool,
 }
 
-/// A camera went online or offline.
+/// A camera went online or offline (`event_type` `camera_online`/`camera_offline`), or a
+/// periodic report (`status_update`, with the counters), as the seed's `camera_status`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Status {
     pub camera: String,
+    /// The seed's field: the camera's name.
+    pub camera_id: String,
     pub camera_name: String,
     pub location: String,
-    /// `online` or `offline`.
+    /// `camera_online`, `camera_offline` or `status_update`.
+    pub event_type: &'static str,
+    /// `online`, `offline` or `connecting`.
     pub status: &'static str,
     pub reason: String,
     /// Unix seconds.
     pub time: f64,
+    /// The same time, ISO 8601 UTC (the seed's `timestamp`).
+    pub timestamp: String,
+    /// Counters, in `status_update` records only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<StatusStats>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct StatusStats {
+    pub fps: f64,
+    /// bit/s.
+    pub bitrate: u64,
+    pub restarts: u64,
+    /// Video frames from the camera since the start (the seed's `frame_count`).
+    pub frame_count: u64,
+    pub recorded_bytes: u64,
+    pub events: u64,
+    pub confirmed: u64,
+    pub dismissed: u64,
+    pub clips: u64,
+}
+
+impl Status {
+    pub fn new(camera: &str, location: &str, status: &'static str, reason: String) -> Status {
+        let time = now();
+        Status {
+            camera: camera.into(),
+            camera_id: camera.into(),
+            camera_name: camera.into(),
+            location: location.into(),
+            event_type: match status {
+                "online" => "camera_online",
+                _ => "camera_offline",
+            },
+            status,
+            reason,
+            time,
+            timestamp: iso8601(time),
+            stats: None,
+        }
+    }
+}
+
+/// `2026-11-22T20:31:07.250Z`.
+pub fn iso8601(t: f64) -> String {
+    let (y, mo, d, h, mi, s) = gst_cam_common::time::civil(t.max(0.0) as u64);
+    let ms = ((t.max(0.0).fract()) * 1000.0) as u32;
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }
 
 pub fn now() -> f64 {

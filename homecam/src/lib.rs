@@ -6,5 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod event;
 pub mod insights;
+pub mod kafka;
 pub mod metrics;
 pub mod mqtt;
+pub mod spool;

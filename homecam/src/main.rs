@@ -14,6 +14,7 @@ use homecam::config::Config;
 use homecam::daemon::{self, CameraRun, Record};
 use homecam::event::now;
 use homecam::insights::Aggregator;
+use homecam::kafka::Topic;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,21 @@ record = { segment = "10s", max-age = "1h", max-bytes = "200MB" }
 mjpeg = { port = 8090, bind = "127.0.0.1" }
 motion = { record = "all", pre-roll = 2, post-roll = 2 }
 "#;
+
+/// The demo's brokers, when `scripts/run` has started them: `HOMECAM_DEMO_MQTT` and
+/// `HOMECAM_DEMO_KAFKA` (`host:port`).
+fn demo_brokers() -> String {
+    let mut t = String::new();
+    if let Ok(m) = std::env::var("HOMECAM_DEMO_MQTT") {
+        if let Some((host, port)) = m.rsplit_once(':') {
+            t.push_str(&format!("\n[mqtt]\nhost = \"{host}\"\nport = {port}\n"));
+        }
+    }
+    if let Ok(k) = std::env::var("HOMECAM_DEMO_KAFKA") {
+        t.push_str(&format!("\n[kafka]\nbrokers = \"{k}\"\n"));
+    }
+    t
+}
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -110,7 +126,7 @@ fn run(args: &[String]) -> Result<i32, String> {
         Some("run") => daemon_main(&args[1..]),
         Some("check") => check(&args[1..]),
         Some("default-config") => {
-            print!("{DEMO}");
+            print!("{DEMO}{}", demo_brokers());
             Ok(0)
         }
         _ => Err(USAGE.into()),
@@ -228,9 +244,10 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
             let dir = std::env::current_dir()
                 .map_err(|e| e.to_string())?
                 .join("homecam-demo");
-            let text = DEMO
+            let mut text = DEMO
                 .replace("{port}", &sim.port().to_string())
                 .replace("{dir}", &dir.to_string_lossy());
+            text.push_str(&demo_brokers());
             println!(
                 "homecam: no configuration given: the demo with a simulated camera on port {} (homecam default-config shows it)",
                 sim.port()
@@ -262,10 +279,23 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
             .map_err(|e| format!("{}: cannot start: {e}", c.name))?;
     }
     let cams = Arc::new(cams);
+    let (log_tx, log_rx) = mpsc::channel();
+    let kafka = match &cfg.kafka {
+        Some(k) => Some(homecam::kafka::Kafka::start(
+            k,
+            k.spool_dir(&cfg.general),
+            log_tx.clone(),
+        )?),
+        None => None,
+    };
     let metrics = if cfg.general.metrics.is_empty() {
         None
     } else {
-        let m = homecam::metrics::serve(&cfg.general.metrics, cams.clone())?;
+        let m = homecam::metrics::serve(
+            &cfg.general.metrics,
+            cams.clone(),
+            kafka.as_ref().map(|k| k.stats.clone()),
+        )?;
         println!("homecam: metrics on http://{m}/metrics");
         Some(m)
     };
@@ -273,13 +303,13 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         Some(m) => Some(homecam::mqtt::Mqtt::connect(m)?),
         None => None,
     };
-    let (log_tx, log_rx) = mpsc::channel();
     let names: Vec<(String, String)> = cams
         .iter()
         .map(|c| (c.name.clone(), c.location.clone()))
         .collect();
     let mut out = Outputs {
         mqtt,
+        kafka,
         last: HashMap::new(),
         insights: Aggregator::new(&cfg.insights, &names, now()),
         alerts: Alerts::new(&cfg.alerts),
@@ -314,6 +344,10 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
             next_status += interval;
             for c in cams.iter() {
                 println!("homecam: {}", c.status_line());
+                out.status_update(c.status_record());
+            }
+            if let Some(k) = &out.kafka {
+                println!("homecam: {}", kafka_line(&k.stats));
             }
         }
         let _ = std::io::stdout().flush();
@@ -348,6 +382,14 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     if let Some(m) = out.mqtt.take() {
         m.close(Duration::from_secs(3));
     }
+    if let Some(k) = out.kafka.take() {
+        let stats = k.stats.clone();
+        k.close(Duration::from_secs(5));
+        while let Ok(l) = log_rx.try_recv() {
+            println!("homecam: {l}");
+        }
+        println!("homecam: {}", kafka_line(&stats));
+    }
     let _ = metrics;
     Ok(0)
 }
@@ -355,6 +397,7 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
 /// Where records go: standard output, MQTT, insights, alerts.
 struct Outputs {
     mqtt: Option<homecam::mqtt::Mqtt>,
+    kafka: Option<homecam::kafka::Kafka>,
     /// The last state of each open event, for MQTT's `before`.
     last: HashMap<String, homecam::event::Event>,
     insights: Aggregator,
@@ -367,7 +410,11 @@ impl Outputs {
     fn handle(&mut self, r: Record) {
         match r {
             Record::Event(e) => {
-                println!("event {}", serde_json::to_string(&e).unwrap_or_default());
+                let json = serde_json::to_string(&e).unwrap_or_default();
+                println!("event {json}");
+                if let Some(k) = &self.kafka {
+                    k.send(Topic::Events, &e.camera, json.into_bytes());
+                }
                 if let Some(m) = &self.mqtt {
                     m.event(&e, self.last.get(&e.id));
                 }
@@ -387,7 +434,11 @@ impl Outputs {
                 self.last.insert(e.id.clone(), *e);
             }
             Record::Status(s) => {
-                println!("status {}", serde_json::to_string(&s).unwrap_or_default());
+                let json = serde_json::to_string(&s).unwrap_or_default();
+                println!("status {json}");
+                if let Some(k) = &self.kafka {
+                    k.send(Topic::Status, &s.camera, json.into_bytes());
+                }
                 if let Some(m) = &self.mqtt {
                     m.status(&s);
                 }
@@ -396,12 +447,46 @@ impl Outputs {
         }
     }
 
+    /// A periodic `status_update`: to Kafka's status topic (standard output has the
+    /// status line already).
+    fn status_update(&self, s: homecam::event::Status) {
+        if let Some(k) = &self.kafka {
+            let json = serde_json::to_vec(&s).unwrap_or_default();
+            k.send(Topic::Status, &s.camera, json);
+        }
+    }
+
     fn insight(&self, i: &homecam::insights::Insight) {
-        println!("insight {}", serde_json::to_string(i).unwrap_or_default());
+        let json = serde_json::to_string(i).unwrap_or_default();
+        println!("insight {json}");
+        if let Some(k) = &self.kafka {
+            k.send(Topic::Insights, "insights", json.into_bytes());
+        }
         if let Some(m) = &self.mqtt {
             m.insight(i);
         }
     }
+}
+
+fn kafka_line(k: &homecam::kafka::KafkaStats) -> String {
+    let connected = k.connected.load(Ordering::Relaxed);
+    format!(
+        "kafka: {} delivered={} spooled={}B retries={} lost={}{}",
+        if connected {
+            "connected"
+        } else {
+            "unreachable"
+        },
+        k.delivered.load(Ordering::Relaxed),
+        k.spool_bytes.load(Ordering::Relaxed),
+        k.retries.load(Ordering::Relaxed),
+        k.lost.load(Ordering::Relaxed),
+        if connected {
+            String::new()
+        } else {
+            format!(" last-error={:?}", k.last_error.lock().unwrap())
+        }
+    )
 }
 
 fn jobs(cam: &homecam::config::Camera) -> String {

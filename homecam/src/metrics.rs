@@ -1,18 +1,24 @@
 //! `/metrics` in the Prometheus text format, on a plain HTTP/1.1 listener thread.
 
 use crate::daemon::CameraRun;
+use crate::kafka::KafkaStats;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The metrics text for `cams`.
-pub fn render(cams: &[CameraRun]) -> String {
+pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for (labels, v) in rows {
-            out.push_str(&format!("{name}{{{labels}}} {v}\n"));
+            if labels.is_empty() {
+                out.push_str(&format!("{name} {v}\n"));
+            } else {
+                out.push_str(&format!("{name}{{{labels}}} {v}\n"));
+            }
         }
     };
     let per = |f: &dyn Fn(&CameraRun) -> f64| -> Vec<(String, f64)> {
@@ -78,11 +84,48 @@ pub fn render(cams: &[CameraRun]) -> String {
         "Clips written",
         per(&|c| c.counters.lock().unwrap().clips as f64),
     );
+    if let Some(k) = kafka {
+        let v = |a: &std::sync::atomic::AtomicU64| vec![(String::new(), a.load(Relaxed) as f64)];
+        family(
+            "homecam_kafka_up",
+            "gauge",
+            "1 while the Kafka broker acknowledges records",
+            vec![(String::new(), k.connected.load(Relaxed) as u8 as f64)],
+        );
+        family(
+            "homecam_kafka_delivered_total",
+            "counter",
+            "Records acknowledged by Kafka",
+            v(&k.delivered),
+        );
+        family(
+            "homecam_kafka_spool_bytes",
+            "gauge",
+            "Undelivered records in the disk spool (bytes)",
+            v(&k.spool_bytes),
+        );
+        family(
+            "homecam_kafka_lost_total",
+            "counter",
+            "Records dropped because the spool was full",
+            v(&k.lost),
+        );
+        family(
+            "homecam_kafka_retries_total",
+            "counter",
+            "Failed deliveries sent again from the spool",
+            v(&k.retries),
+        );
+    }
     out
 }
 
 /// Serves `/metrics` on `addr` until the process ends; returns the bound address.
-pub fn serve(addr: &str, cams: Arc<Vec<CameraRun>>) -> Result<SocketAddr, String> {
+pub fn serve(
+    addr: &str,
+    cams: Arc<Vec<CameraRun>>,
+    kafka: Option<Arc<KafkaStats>>,
+) -> Result<SocketAddr, String> {
     let listener =
         TcpListener::bind(addr).map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
@@ -106,7 +149,7 @@ pub fn serve(addr: &str, cams: Arc<Vec<CameraRun>>) -> Result<SocketAddr, String
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("");
                 let (status, body) = if line.starts_with("GET ") && path == "/metrics" {
-                    ("200 OK", render(&cams))
+                    ("200 OK", render(&cams, kafka.as_deref()))
                 } else {
                     ("404 Not Found", "only /metrics here\n".to_string())
                 };
