@@ -1,10 +1,32 @@
 #!/usr/bin/env bash
-# The README's main command, headless, against the built-in simulated camera: it probes,
-# records while the camera reboots, and the clip plays.
+# The README's main command, headless, against the built-in simulated camera: the homecam
+# demo with its local MQTT and Kafka brokers, then the single-camera demo (probe, record
+# while the camera reboots, the clip plays) and the user scripts.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-env -u CAM_URI -u KASA_IP -u DISPLAY -u WAYLAND_DISPLAY bash scripts/run --seconds 8 --output "$tmp/main.mkv" | tee "$tmp/out.log"
+
+# homecam's demo, in a folder of its own. The suite's debug build: the same program,
+# without a second (release) build of the object detector.
+(cd "$tmp" && env -u CAM_URI -u KASA_IP HOMECAM_PROFILE=dev bash "$root/scripts/run" --seconds 25) | tee "$tmp/homecam.log"
+grep -q "homecam: mqtt: connected" "$tmp/homecam.log"
+grep -q "homecam: kafka: connected to" "$tmp/homecam.log"
+grep -q '^status {.*"status":"online"' "$tmp/homecam.log"
+grep -q '^event {"type":"new"' "$tmp/homecam.log"
+grep -q '^event {"type":"end".*"verdict":"dismissed"' "$tmp/homecam.log"
+grep -q '^alert {"rule":"any motion"' "$tmp/homecam.log"
+grep -q "homecam: demo: watch at http://127.0.0.1:8090/" "$tmp/homecam.log"
+grep "homecam: kafka: connected delivered=" "$tmp/homecam.log" | tail -1 | grep -q " spooled=0B retries=0 lost=0"
+grep -Eq "kafka-check: security_events: [1-9][0-9]* records" "$tmp/homecam.log"
+grep -Eq "kafka-check: camera_status: [1-9][0-9]* records" "$tmp/homecam.log"
+grep -Eq "kafka-check: security_insights: [1-9][0-9]* records" "$tmp/homecam.log"
+grep -Eq "run: MQTT: [0-9]+ messages on homecam/#, [1-9][0-9]* of them events" "$tmp/homecam.log"
+ls "$tmp"/homecam-demo/demo/ring/*/demo-*.m* > /dev/null
+clip=$(ls "$tmp"/homecam-demo/demo/clips/demo-*.mp4 | head -1)
+gst-discoverer-1.0 "$clip" | grep -q "H.264"
+
+env -u CAM_URI -u KASA_IP -u DISPLAY -u WAYLAND_DISPLAY bash scripts/run cam --seconds 8 --output "$tmp/main.mkv" | tee "$tmp/out.log"
 grep -q "probe: codec    H.264" "$tmp/out.log"
 grep -q "probe: audio    G.711 A-law" "$tmp/out.log"
 grep -q "cam: camera back after" "$tmp/out.log"

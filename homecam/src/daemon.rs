@@ -90,6 +90,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
                     .to_string_lossy()
                     .to_string(),
             )
+            .property("camera-name", name.as_str())
             .property("max-size-time", &r.segment)
             .property("max-age", &r.max_age)
             .property("max-bytes", &r.max_bytes)

@@ -525,3 +525,59 @@ impl Worker {
         }
     }
 }
+
+/// Records in `topic` (all partitions) and the newest one as (key, payload), read by a
+/// consumer that joins no group and commits nothing.
+#[allow(clippy::type_complexity)]
+pub fn topic_summary(
+    cfg: &KafkaConfig,
+    topic: &str,
+) -> Result<(i64, Option<(String, String)>), String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = client_config(cfg)?
+        .set("group.id", "homecam-kafka-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let t = Duration::from_secs(10);
+    let md = c
+        .fetch_metadata(Some(topic), t)
+        .map_err(|e| format!("metadata: {e}"))?;
+    let parts = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0) as i32;
+    if parts == 0 {
+        return Err("no such topic".into());
+    }
+    let mut total = 0;
+    let mut newest: Option<(i64, String, String)> = None;
+    for p in 0..parts {
+        let (low, high) = c
+            .fetch_watermarks(topic, p, t)
+            .map_err(|e| format!("partition {p}: {e}"))?;
+        total += high - low;
+        if high > low {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(high - 1))
+                .map_err(|e| e.to_string())?;
+            c.assign(&tpl).map_err(|e| e.to_string())?;
+            let deadline = Instant::now() + t;
+            while Instant::now() < deadline {
+                if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                    let ts = m.timestamp().to_millis().unwrap_or(0);
+                    if newest.as_ref().is_none_or(|(n, _, _)| ts >= *n) {
+                        newest = Some((
+                            ts,
+                            String::from_utf8_lossy(m.key().unwrap_or(b"")).into_owned(),
+                            String::from_utf8_lossy(m.payload().unwrap_or(b"")).into_owned(),
+                        ));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    Ok((total, newest.map(|(_, k, v)| (k, v))))
+}

@@ -6,6 +6,8 @@
 //! homecam check CONFIG [--timeout S]   validate (errors with line numbers) and probe every
 //!                                      camera; non-zero exit on any problem
 //! homecam default-config               print the built-in demo configuration
+//! homecam kafka-check [CONFIG]         what the Kafka topics hold: records per topic and
+//!                                      the newest record (no CONFIG: the demo's broker)
 //! ```
 
 use gst::prelude::*;
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam default-config";
+const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam default-config | homecam kafka-check [CONFIG]";
 
 /// The demo: one simulated Tapo camera (a bouncing ball: motion, and nobody in it) with
 /// every job on, under ./homecam-demo. `{port}` and `{dir}` are filled in.
@@ -39,6 +41,15 @@ password-env = "HOMECAM_DEMO_PASSWORD"
 record = { segment = "10s", max-age = "1h", max-bytes = "200MB" }
 mjpeg = { port = 8090, bind = "127.0.0.1" }
 motion = { record = "all", pre-roll = 2, post-roll = 2 }
+
+[insights]
+period = 30
+
+[[alert]]
+name = "any motion"
+rate = 1
+window = 60
+cooldown = 300
 "#;
 
 /// The demo's brokers, when `scripts/run` has started them: `HOMECAM_DEMO_MQTT` and
@@ -125,6 +136,7 @@ fn run(args: &[String]) -> Result<i32, String> {
     match args.first().map(String::as_str) {
         Some("run") => daemon_main(&args[1..]),
         Some("check") => check(&args[1..]),
+        Some("kafka-check") => kafka_check(&args[1..]),
         Some("default-config") => {
             print!("{DEMO}{}", demo_brokers());
             Ok(0)
@@ -161,6 +173,48 @@ fn check(args: &[String]) -> Result<i32, String> {
         }
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// Records per topic and the newest record of each, read with a consumer that commits
+/// nothing.
+fn kafka_check(args: &[String]) -> Result<i32, String> {
+    let k = match positional(args) {
+        Some(path) => load(path)?
+            .kafka
+            .ok_or(format!("{path}: no [kafka] section"))?,
+        None => {
+            let text = demo_brokers();
+            if !text.contains("[kafka]") {
+                return Err(
+                    "kafka-check: give a CONFIG, or set HOMECAM_DEMO_KAFKA=host:port".into(),
+                );
+            }
+            Config::parse(&format!(
+                "[[camera]]\nname = \"x\"\nuri = \"rtsp://h/\"\n{text}"
+            ))
+            .map_err(|e| format!("{e:?}"))?
+            .kafka
+            .ok_or("no [kafka]")?
+        }
+    };
+    let mut failed = false;
+    for topic in [&k.events_topic, &k.status_topic, &k.insights_topic] {
+        match homecam::kafka::topic_summary(&k, topic) {
+            Ok((n, last)) => println!(
+                "kafka-check: {topic}: {n} records{}",
+                last.map(|(key, v)| format!(
+                    "; newest (key {key}): {}",
+                    v.chars().take(200).collect::<String>()
+                ))
+                .unwrap_or_default()
+            ),
+            Err(e) => {
+                failed = true;
+                println!("kafka-check: {topic}: FAILED: {e}");
+            }
+        }
+    }
+    Ok(i32::from(failed))
 }
 
 /// Opens the camera and waits for its first video frame.
