@@ -65,6 +65,8 @@ struct Ctx {
     /// The producer's identity is no longer accepted (fenced, epoch or sequence trouble,
     /// a fatal error): only a new producer (a new producer id) gets on.
     renew: AtomicBool,
+    /// A topic is missing (a broker that lost its storage): create the topics again.
+    unknown_topic: AtomicBool,
     stats: Arc<KafkaStats>,
     log: mpsc::Sender<String>,
 }
@@ -116,6 +118,14 @@ impl ProducerContext for Ctx {
                     )
                 ) {
                     self.renew.store(true, Ordering::SeqCst);
+                }
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
+                    )
+                ) {
+                    self.unknown_topic.store(true, Ordering::SeqCst);
                 }
                 Err(format!("{e} (topic {})", m.topic()))
             }
@@ -188,6 +198,7 @@ impl Kafka {
             producer,
             cfg: cfg.clone(),
             renewals: 0,
+            failed_rounds: 0,
             admin,
             spool,
             topics: [
@@ -243,6 +254,7 @@ fn new_producer(
     let ctx = Ctx {
         done: Mutex::new(Vec::new()),
         renew: AtomicBool::new(false),
+        unknown_topic: AtomicBool::new(false),
         stats: stats.clone(),
         log: log.clone(),
     };
@@ -264,6 +276,8 @@ struct Worker {
     cfg: KafkaConfig,
     /// Producers replaced because the broker no longer accepted their identity.
     renewals: u64,
+    /// Retry rounds in a row that delivered nothing.
+    failed_rounds: u32,
     admin: Option<AdminClient<rdkafka::client::DefaultClientContext>>,
     spool: Spool,
     topics: [String; 3],
@@ -361,6 +375,7 @@ impl Worker {
             self.in_flight = self.in_flight.saturating_sub(1);
             match r {
                 Ok(()) => {
+                    self.failed_rounds = 0;
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     if offset >= self.spool.head() {
                         self.acked.insert(offset);
@@ -403,10 +418,35 @@ impl Worker {
             }
             self.acked = self.acked.split_off(&head);
         }
+        if self.failed
+            && self.admin.is_some()
+            && self
+                .producer
+                .context()
+                .unknown_topic
+                .swap(false, Ordering::SeqCst)
+        {
+            self.topics_ready = false;
+        }
         if self.failed && self.producer.context().renew.load(Ordering::SeqCst) {
             self.renew();
         }
         if self.failed && self.in_flight == 0 {
+            // The broker may have come back without its topics (a restart of a broker with
+            // memory storage, a cluster rebuilt): librdkafka only says "timed out" then.
+            // Creating them again is cheap and accepts existing ones.
+            if self.admin.is_some() {
+                self.topics_ready = false;
+            }
+            // A broker that came back as a new one (restarted with memory storage, or
+            // failed over) may never accept this producer's id and sequence numbers
+            // again, and librdkafka then only reports timeouts. Two failed rounds in a row
+            // and it gets a new producer (a new id).
+            self.failed_rounds += 1;
+            if self.failed_rounds >= 2 {
+                self.failed_rounds = 0;
+                self.renew();
+            }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             self.failed = false;
             self.next = self.spool.head();
@@ -426,7 +466,7 @@ impl Worker {
                 self.renewals += 1;
                 self.in_flight = 0;
                 let _ = self.log.send(format!(
-                    "kafka: the broker refused the producer's identity; a new producer (#{}) sends again from the spool",
+                    "kafka: a new producer (#{}) sends again from the spool: the broker no longer took the old one's records",
                     self.renewals
                 ));
             }

@@ -2,88 +2,12 @@
 //! lettre) and a webhook (a small HTTP server here), and insights per period, from the
 //! `homecam` binary watching a simulated camera.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 const BIN: &str = env!("CARGO_BIN_EXE_homecam");
 
-/// Accepts SMTP sessions on a free port; each mail's DATA (headers and body) is kept.
-fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let mails = Arc::new(Mutex::new(Vec::new()));
-    let m2 = mails.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let mut w = conn.try_clone().unwrap();
-            let mut r = BufReader::new(conn);
-            let _ = w.write_all(b"220 sink ESMTP\r\n");
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let cmd = line.trim_end().to_ascii_uppercase();
-                if cmd.starts_with("EHLO") {
-                    let _ = w.write_all(b"250-sink\r\n250 8BITMIME\r\n");
-                } else if cmd.starts_with("DATA") {
-                    let _ = w.write_all(b"354 go on\r\n");
-                    let mut data = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 || line == ".\r\n" {
-                            break;
-                        }
-                        data.push_str(&line);
-                    }
-                    m2.lock().unwrap().push(data);
-                    let _ = w.write_all(b"250 queued\r\n");
-                } else if cmd.starts_with("QUIT") {
-                    let _ = w.write_all(b"221 bye\r\n");
-                    break;
-                } else {
-                    let _ = w.write_all(b"250 ok\r\n");
-                }
-            }
-        }
-    });
-    (port, mails)
-}
-
-/// Answers every HTTP request 204 and keeps the bodies.
-fn webhook_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let b2 = bodies.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let mut w = conn.try_clone().unwrap();
-            let mut r = BufReader::new(conn);
-            let mut len = 0usize;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len.min(1 << 20)];
-            let _ = r.read_exact(&mut body);
-            b2.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&body).into_owned());
-            let _ = w.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
-        }
-    });
-    (port, bodies)
-}
+mod common;
+use common::*;
 
 #[test]
 fn motion_alerts_arrive_by_mail_and_webhook_and_insights_are_published() {

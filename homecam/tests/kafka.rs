@@ -4,83 +4,16 @@
 //! (SIGSTOP) in the middle of a run; the daemon is stopped once with records undelivered.
 //! Every record reaches Kafka exactly in the order the daemon made it.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_homecam");
 const TOPICS: [&str; 3] = ["t_events", "t_status", "t_insights"];
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SIGCONT first: a stopped process would not die of SIGKILL until continued.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGCONT) };
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn tansu_bin() -> String {
-    for c in [
-        "tansu".to_string(),
-        format!(
-            "{}/.cargo/bin/tansu",
-            std::env::var("HOME").unwrap_or_default()
-        ),
-    ] {
-        if Command::new(&c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return c;
-        }
-    }
-    panic!("tansu not found: scripts/setup --tests installs it (cargo install tansu)");
-}
-
-/// tansu on loopback with in-memory storage, run from its own empty folder.
-fn tansu(dir: &Path, port: u16) -> Proc {
-    let wd = dir.join("tansu");
-    std::fs::create_dir_all(&wd).unwrap();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu_bin())
-        .current_dir(&wd)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(wd.join("tansu.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "tansu does not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Proc(child)
-}
+mod common;
+use common::*;
 
 fn config(dir: &Path, cam_port: u16, broker: u16) -> std::path::PathBuf {
     let cfg = dir.join("homecam.toml");
@@ -146,47 +79,6 @@ fn lines(out: &str, prefix: &str) -> Vec<String> {
         .filter_map(|l| l.strip_prefix(prefix))
         .map(str::to_string)
         .collect()
-}
-
-/// Everything in `topic`, partition by partition, as (key, payload).
-fn read_topic(port: u16, topic: &str) -> Vec<(String, String)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
-        .set("group.id", "homecam-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let parts = md.topics()[0].partitions().len() as i32;
-    assert!(parts > 0, "{topic} has no partitions");
-    let mut out = Vec::new();
-    for p in 0..parts {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-        c.assign(&tpl).unwrap();
-        let (_, high) = c
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .unwrap();
-        let t0 = Instant::now();
-        let mut last = -1;
-        while last + 1 < high && t0.elapsed() < Duration::from_secs(20) {
-            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-                last = m.offset();
-                let key = String::from_utf8_lossy(m.key().unwrap_or(b"")).into_owned();
-                let v = String::from_utf8_lossy(m.payload().unwrap_or(b"")).into_owned();
-                out.push((key, v));
-            }
-        }
-        assert_eq!(
-            last + 1,
-            high,
-            "{topic}[{p}]: read up to {last}, high {high}"
-        );
-    }
-    out
 }
 
 /// First occurrences only: a record whose acknowledgement was lost is sent again.

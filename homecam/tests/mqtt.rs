@@ -2,92 +2,12 @@
 //! `<prefix>/events` with before/after, motion ON/OFF, retained camera status and
 //! availability with a last will.
 
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_homecam");
 
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn mosquitto(dir: &std::path::Path, port: u16) -> Broker {
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto (Debian package mosquitto; scripts/setup --tests installs it)");
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "mosquitto does not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Broker(child)
-}
-
-type Seen = Arc<Mutex<Vec<(String, String, bool)>>>;
-
-/// Subscribes to `filter`; every publish received as (topic, payload, retain).
-fn subscribe(port: u16, id: &str, filter: &str) -> Seen {
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let (client, mut conn) = Client::new(MqttOptions::new(id, "127.0.0.1", port), 100);
-    let s2 = seen.clone();
-    let filter = filter.to_string();
-    std::thread::spawn(move || {
-        for ev in conn.iter() {
-            match ev {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    client.subscribe(&filter, QoS::AtLeastOnce).unwrap();
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => s2.lock().unwrap().push((
-                    p.topic.clone(),
-                    String::from_utf8_lossy(&p.payload).into_owned(),
-                    p.retain,
-                )),
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    });
-    seen
-}
-
-fn wait_for(seen: &Seen, what: &str, f: impl Fn(&(String, String, bool)) -> bool) {
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(30) {
-        if seen.lock().unwrap().iter().any(&f) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no {what}: {:#?}", seen.lock().unwrap());
-}
+mod common;
+use common::*;
 
 #[test]
 fn events_motion_status_and_availability_reach_the_broker() {

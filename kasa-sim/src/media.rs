@@ -59,10 +59,31 @@ fn encode(spec: &ClipSpec) -> Result<Clip, String> {
     } = *spec;
     let pattern = spec.pattern.replace(['!', '\''], "");
     gst::init().map_err(|e| e.to_string())?;
+    // `file=PATH seconds=N`: the first N seconds of a video file (a real scene, e.g.
+    // opencv-doc's vtest.avi with people walking) instead of a test pattern.
+    let mut file = None;
+    let mut seconds = seconds;
+    if pattern.starts_with("file=") {
+        for w in pattern.split_whitespace() {
+            if let Some(f) = w.strip_prefix("file=") {
+                file = Some(f.to_string());
+            } else if let Some(v) = w.strip_prefix("seconds=") {
+                seconds = v
+                    .parse()
+                    .map_err(|_| format!("bad seconds in {pattern:?}"))?;
+            }
+        }
+    }
     let n = fps * seconds;
+    let source = match &file {
+        Some(f) => {
+            format!("filesrc location=\"{f}\" ! decodebin ! videoconvert ! videoscale ! videorate")
+        }
+        None => format!("videotestsrc num-buffers={n} {pattern}"),
+    };
     // x264enc needs I420 upstream, or it emits High 4:4:4 that many decoders refuse.
     let desc = format!(
-        "videotestsrc num-buffers={n} {pattern} ! video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 \
+        "{source} ! video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 \
          ! x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={} bitrate={} \
          ! video/x-h264,stream-format=byte-stream,alignment=au,profile=main ! appsink name=sink sync=false",
         fps * gop_seconds,
@@ -81,7 +102,10 @@ fn encode(spec: &ClipSpec) -> Result<Clip, String> {
         .set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
     let mut frames = Vec::with_capacity(n as usize);
-    while let Ok(sample) = sink.pull_sample() {
+    while frames.len() < n as usize {
+        let Ok(sample) = sink.pull_sample() else {
+            break;
+        };
         let buf = sample.buffer().unwrap();
         let map = buf.map_readable().unwrap();
         let data = Bytes::copy_from_slice(&map);
