@@ -21,83 +21,22 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use rumqttc::{Client, Event as MqttEvent, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+// The brokers and process helpers are the tests' own.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{free_port, Proc};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16, what: &str) {
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "{what} does not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
+/// tansu and mosquitto on free loopback ports: (tansu, its port, mosquitto, its port).
 fn brokers(dir: &std::path::Path) -> (Proc, u16, Proc, u16) {
     let kport = free_port();
-    let wd = dir.join("tansu");
-    std::fs::create_dir_all(&wd).unwrap();
-    let url = format!("tcp://127.0.0.1:{kport}");
-    let home = std::env::var("HOME").unwrap_or_default();
-    let bin = if Command::new("tansu").arg("--version").output().is_ok() {
-        "tansu".to_string()
-    } else {
-        format!("{home}/.cargo/bin/tansu")
-    };
-    let tansu = Proc(
-        Command::new(bin)
-            .current_dir(&wd)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu (scripts/setup --tests installs it)"),
-    );
+    let tansu = common::tansu(dir, kport);
     let mport = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {mport} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let mosq = Proc(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto"),
-    );
-    wait_port(kport, "tansu");
-    wait_port(mport, "mosquitto");
+    let mosq = common::mosquitto(dir, mport);
     (tansu, kport, mosq, mport)
 }
 

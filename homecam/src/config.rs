@@ -407,6 +407,26 @@ pub struct Motion {
     pub zones: String,
     #[serde(default)]
     pub mask: String,
+    /// motiondetect `threshold`: luma difference (1-255) that makes a cell changed.
+    pub sensitivity: Option<Spanned<f64>>,
+    /// motiondetect `min-area`: fraction of the frame (0-1) that must change.
+    pub min_area: Option<Spanned<f64>>,
+    /// motiondetect `calm-time`: seconds without motion that end an event.
+    pub calm_time: Option<Spanned<f64>>,
+    /// objectdetect `max-rate`: inferences per second at most.
+    pub max_rate: Option<Spanned<f64>>,
+}
+
+impl Motion {
+    /// The tuning keys, their element property and their allowed range.
+    pub fn tuning(&self) -> [(&'static str, &Option<Spanned<f64>>, f64, f64); 4] {
+        [
+            ("sensitivity", &self.sensitivity, 1.0, 255.0),
+            ("min-area", &self.min_area, 0.0, 1.0),
+            ("calm-time", &self.calm_time, 0.0, 3600.0),
+            ("max-rate", &self.max_rate, 0.01, 100.0),
+        ]
+    }
 }
 
 fn default_record() -> Spanned<String> {
@@ -520,6 +540,28 @@ impl Config {
                         message: format!(
                             "camera {name:?}: motion record {:?} is not \"confirmed\" or \"all\"",
                             m.record.get_ref()
+                        ),
+                    });
+                }
+                for (key, value, min, max) in m.tuning() {
+                    if let Some(v) = value {
+                        let x = *v.get_ref();
+                        if !(min..=max).contains(&x) {
+                            errors.push(ConfigError {
+                                line: at(v.span()),
+                                message: format!(
+                                    "camera {name:?}: motion {key} = {x} is outside {min}-{max}"
+                                ),
+                            });
+                        }
+                    }
+                }
+                if !(0.25..=1.0).contains(&m.threshold) {
+                    errors.push(ConfigError {
+                        line: None,
+                        message: format!(
+                            "camera {name:?}: motion threshold = {} is outside 0.25-1 (an object's score)",
+                            m.threshold
                         ),
                     });
                 }
@@ -669,7 +711,7 @@ uri = "rtsp://admin@192.168.1.20:554/stream2"
 password-env = "FRONT_PASSWORD"
 record = { max-age = "3d" }
 mjpeg = { port = 8081 }
-motion = { labels = ["person"], pre-roll = 3 }
+motion = { labels = ["person"], pre-roll = 3, max-rate = 1 }
 
 [[camera]]
 name = "garden"
@@ -689,7 +731,61 @@ password-file = "/etc/homecam/garden.pass"
         let m = front.motion.as_ref().unwrap();
         assert_eq!((m.pre_roll, m.post_roll), (3.0, 10.0));
         assert_eq!(m.record.get_ref(), "confirmed");
+        assert_eq!(m.max_rate.as_ref().map(|r| *r.get_ref()), Some(1.0));
+        assert!(m.sensitivity.is_none());
         assert!(c.cameras[1].motion.is_none());
+    }
+
+    /// The ```toml blocks of a markdown text, joined.
+    fn toml_blocks(md: &str) -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for line in md.lines() {
+            match (inside, line.trim_start()) {
+                (false, "```toml") => inside = true,
+                (true, l) if l.starts_with("```") => inside = false,
+                (true, _) => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_documented_examples_parse() {
+        for (doc, md) in [
+            ("docs/homecam.md", include_str!("../../docs/homecam.md")),
+            ("README.md", include_str!("../../README.md")),
+        ] {
+            let text = toml_blocks(md);
+            assert!(text.contains("[[camera]]"), "{doc}: no example");
+            if let Err(e) = Config::parse(&text) {
+                panic!("{doc}: {e:?}\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn motion_tuning_out_of_range_names_key_and_line() {
+        let bad = GOOD.replace("max-rate = 1 }", "max-rate = 1, min-area = 1.5 }");
+        let e = Config::parse(&bad).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].line, Some(13), "{e:?}");
+        assert!(e[0].message.contains("min-area = 1.5"), "{e:?}");
+        let bad = GOOD.replace("max-rate = 1 }", "max-rate = 0, threshold = 0.1 }");
+        let e = Config::parse(&bad).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e.iter().any(|e| e.message.contains("max-rate = 0")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|e| e.message.contains("threshold = 0.1")),
+            "{e:?}"
+        );
     }
 
     #[test]

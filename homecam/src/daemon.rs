@@ -177,10 +177,22 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         if let Some(o) = bin.by_name("objects") {
             o.set_property("labels", m.labels.join(","));
             o.set_property("threshold", m.threshold.clamp(0.25, 1.0));
+            if let Some(r) = &m.max_rate {
+                o.set_property("max-rate", r.get_ref().clamp(0.01, 100.0));
+            }
         }
         if let Some(d) = bin.by_name("motion") {
             d.set_property("zones", &m.zones);
             d.set_property("mask", &m.mask);
+            if let Some(v) = &m.sensitivity {
+                d.set_property("threshold", v.get_ref().clamp(1.0, 255.0) as f32);
+            }
+            if let Some(v) = &m.min_area {
+                d.set_property("min-area", v.get_ref().clamp(0.0, 1.0) as f32);
+            }
+            if let Some(v) = &m.calm_time {
+                d.set_property("calm-time", v.get_ref().clamp(0.0, 3600.0));
+            }
         }
         pipeline
             .add_many([&q, &analysis])
@@ -370,4 +382,53 @@ impl CameraRun {
 /// Where a camera's files go, for messages.
 pub fn data_dir(cfg: &Config, cam: &Camera) -> PathBuf {
     cfg.general.data_dir.join(cam.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            gst::init().unwrap();
+            gstcamsrc::plugin_register_static().unwrap();
+            gstringrec::plugin_register_static().unwrap();
+            gstmjpeghttp::plugin_register_static().unwrap();
+            gstmotion::plugin_register_static().unwrap();
+        });
+    }
+
+    /// The `[camera.motion]` tuning reaches the elements, with clips and without.
+    #[test]
+    fn motion_tuning_reaches_the_elements() {
+        init();
+        for clips in [true, false] {
+            let text = format!(
+                "[general]\ndata-dir = \"/nonexistent/homecam\"\n\n[[camera]]\nname = \"hall\"\n\
+                 uri = \"rtsp://127.0.0.1:1/stream2\"\n\n[camera.motion]\nclips = {clips}\n\
+                 sensitivity = 33\nmin-area = 0.02\ncalm-time = 4.5\nmax-rate = 0.5\n\
+                 threshold = 0.7\nlabels = [\"person\"]\n"
+            );
+            let cfg = Config::parse(&text).unwrap();
+            let (tx, _rx) = mpsc::channel();
+            let run = build(&cfg, &cfg.cameras[0], tx).unwrap();
+            let find = |n: &str| {
+                run.pipeline
+                    .iterate_recurse()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e.factory().is_some_and(|f| f.name() == n))
+                    .unwrap_or_else(|| panic!("no {n} (clips={clips})"))
+            };
+            let motion = find("motiondetect");
+            assert_eq!(motion.property::<f32>("threshold"), 33.0);
+            assert_eq!(motion.property::<f32>("min-area"), 0.02);
+            assert_eq!(motion.property::<f64>("calm-time"), 4.5);
+            let objects = find("objectdetect");
+            assert_eq!(objects.property::<f64>("max-rate"), 0.5);
+            assert_eq!(objects.property::<f32>("threshold"), 0.7);
+            assert_eq!(objects.property::<String>("labels"), "person");
+        }
+    }
 }
