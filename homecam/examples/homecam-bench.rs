@@ -5,8 +5,9 @@
 //!    N synthetic events, timed until the broker has acknowledged the last one.
 //! 2. The daemon itself (the `homecam` binary next to this example) with 8 simulated
 //!    cameras (640x360, 15 fps, every job: ring recording, MJPEG, motion + object filter +
-//!    clips, MQTT, Kafka) for SECONDS: its CPU (utime + stime from /proc) and peak memory
-//!    (VmHWM), and the delay from each motion start (the event's `start_time`, the wall
+//!    clips, MQTT, Kafka) for SECONDS, with the object filter's default `max-rate` (2.5)
+//!    and with 1, then without the motion job: its CPU (utime + stime from /proc) and
+//!    peak memory (VmHWM), and the delay from each motion start (the event's `start_time`, the wall
 //!    clock of the frame where motion began) to its `new` record arriving at a Kafka
 //!    consumer and at an MQTT subscriber.
 //!
@@ -208,7 +209,8 @@ fn proc_stat(pid: u32) -> (f64, u64) {
     (cpu, hwm)
 }
 
-fn daemon(dir: &std::path::Path, seconds: u64, motion: bool) {
+/// `motion`: no motion job, or one on every camera with this object-filter `max-rate`.
+fn daemon(dir: &std::path::Path, seconds: u64, motion: Option<f64>) {
     let (_t, kport, _m, mport) = brokers(dir);
     let sims: Vec<tapo_sim::TapoSim> = (0..8)
         .map(|_| {
@@ -229,10 +231,11 @@ fn daemon(dir: &std::path::Path, seconds: u64, motion: bool) {
             "\n[[camera]]\nname = \"cam{i}\"\nuri = \"rtsp://admin@127.0.0.1:{}/stream2\"\npassword-env = \"BENCH_PW\"\nrecord = {{ segment = \"10s\" }}\nmjpeg = {{ port = {}, bind = \"127.0.0.1\" }}\n{}",
             s.port(),
             free_port(),
-            if motion {
-                "motion = { record = \"all\", pre-roll = 2, post-roll = 2 }\n"
-            } else {
-                ""
+            match motion {
+                Some(rate) => format!(
+                    "motion = {{ record = \"all\", pre-roll = 2, post-roll = 2, max-rate = {rate} }}\n"
+                ),
+                None => String::new(),
             }
         ));
     }
@@ -341,10 +344,9 @@ fn daemon(dir: &std::path::Path, seconds: u64, motion: bool) {
     let total = samples.last().map(|s| s.1).unwrap_or(0.0);
     println!(
         "daemon, 8 cameras (640x360 15 fps, {}), {seconds} s: {:.0} % of one core from 10 s to {seconds} s ({:.1} s of CPU in {:.1} s); {total:.1} s of CPU in all with start and shutdown; peak RSS {:.0} MiB",
-        if motion {
-            "every job, motion all the time"
-        } else {
-            "recording + MJPEG + events, no motion job"
+        match motion {
+            Some(rate) => format!("every job, motion all the time, max-rate {rate}"),
+            None => "recording + MJPEG + events, no motion job".into(),
         },
         (b.1 - a.1) / (b.0 - a.0).max(1e-3) * 100.0,
         b.1 - a.1,
@@ -378,7 +380,7 @@ fn daemon(dir: &std::path::Path, seconds: u64, motion: bool) {
             )
         }
     };
-    if motion {
+    if motion.is_some() {
         println!("motion start -> Kafka consumer: {}", show(&d));
         println!("motion start -> MQTT subscriber: {}", show(&mq));
     }
@@ -394,7 +396,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     throughput(&dir.join("throughput"), n);
-    daemon(&dir.join("daemon"), seconds, true);
-    daemon(&dir.join("daemon-nomotion"), seconds, false);
+    daemon(&dir.join("daemon"), seconds, Some(2.5));
+    daemon(&dir.join("daemon-rate1"), seconds, Some(1.0));
+    daemon(&dir.join("daemon-nomotion"), seconds, None);
     let _ = std::fs::remove_dir_all(&dir);
 }
