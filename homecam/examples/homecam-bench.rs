@@ -7,9 +7,9 @@
 //!    cameras (640x360, 15 fps, every job: ring recording, MJPEG, motion + object filter +
 //!    clips, MQTT, Kafka) for SECONDS, with the object filter's default `max-rate` (2.5)
 //!    and with 1, then without the motion job: its CPU (utime + stime from /proc) and
-//!    peak memory (VmHWM), and the delay from each motion start (the event's `start_time`, the wall
-//!    clock of the frame where motion began) to its `new` record arriving at a Kafka
-//!    consumer and at an MQTT subscriber.
+//!    peak memory (VmHWM), and the delay from each motion start (the event's
+//!    `start_time`, the wall clock of the frame where motion began) to its `new` record
+//!    arriving at a Kafka consumer and at an MQTT subscriber.
 //!
 //! ```text
 //! cargo run --release -p homecam --example homecam-bench [N] [SECONDS]

@@ -417,15 +417,36 @@ pub struct Motion {
     pub max_rate: Option<Spanned<f64>>,
 }
 
+/// One tuning key of `[camera.motion]`: the element property it sets and its range.
+pub struct Tuning<'a> {
+    pub key: &'static str,
+    pub value: &'a Option<Spanned<f64>>,
+    /// The element's name inside the analysis bin (`motion`, `objects`).
+    pub element: &'static str,
+    pub property: &'static str,
+    pub min: f64,
+    pub max: f64,
+}
+
 impl Motion {
-    /// The tuning keys, their element property and their allowed range.
-    pub fn tuning(&self) -> [(&'static str, &Option<Spanned<f64>>, f64, f64); 4] {
-        [
-            ("sensitivity", &self.sensitivity, 1.0, 255.0),
-            ("min-area", &self.min_area, 0.0, 1.0),
-            ("calm-time", &self.calm_time, 0.0, 3600.0),
-            ("max-rate", &self.max_rate, 0.01, 100.0),
-        ]
+    /// The tuning keys; validation checks them against the ranges, the daemon sets them.
+    pub fn tuning(&self) -> [Tuning<'_>; 4] {
+        let t = |key, value, element, property, min, max| Tuning {
+            key,
+            value,
+            element,
+            property,
+            min,
+            max,
+        };
+        #[rustfmt::skip]
+        let all = [
+            t("sensitivity", &self.sensitivity, "motion", "threshold", 1.0, 255.0),
+            t("min-area", &self.min_area, "motion", "min-area", 0.0, 1.0),
+            t("calm-time", &self.calm_time, "motion", "calm-time", 0.0, 3600.0),
+            t("max-rate", &self.max_rate, "objects", "max-rate", 0.01, 100.0),
+        ];
+        all
     }
 }
 
@@ -543,14 +564,15 @@ impl Config {
                         ),
                     });
                 }
-                for (key, value, min, max) in m.tuning() {
-                    if let Some(v) = value {
+                for t in m.tuning() {
+                    if let Some(v) = t.value {
                         let x = *v.get_ref();
-                        if !(min..=max).contains(&x) {
+                        if !(t.min..=t.max).contains(&x) {
                             errors.push(ConfigError {
                                 line: at(v.span()),
                                 message: format!(
-                                    "camera {name:?}: motion {key} = {x} is outside {min}-{max}"
+                                    "camera {name:?}: motion {} = {x} is outside {}-{}",
+                                    t.key, t.min, t.max
                                 ),
                             });
                         }
@@ -778,14 +800,9 @@ password-file = "/etc/homecam/garden.pass"
         let bad = GOOD.replace("max-rate = 1 }", "max-rate = 0, threshold = 0.1 }");
         let e = Config::parse(&bad).unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(
-            e.iter().any(|e| e.message.contains("max-rate = 0")),
-            "{e:?}"
-        );
-        assert!(
-            e.iter().any(|e| e.message.contains("threshold = 0.1")),
-            "{e:?}"
-        );
+        for want in ["max-rate = 0", "threshold = 0.1"] {
+            assert!(e.iter().any(|e| e.message.contains(want)), "{want}: {e:?}");
+        }
     }
 
     #[test]

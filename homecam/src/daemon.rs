@@ -44,6 +44,18 @@ pub struct CameraRun {
     pub counters: Arc<Mutex<Counters>>,
 }
 
+/// Initialises GStreamer and registers the project's elements that the pipelines use.
+pub fn init() -> Result<(), String> {
+    gst::init().map_err(|e| e.to_string())?;
+    gstcamsrc::plugin_register_static().map_err(|e| e.to_string())?;
+    gstkasasrc::plugin_register_static().map_err(|e| e.to_string())?;
+    gstringrec::plugin_register_static().map_err(|e| e.to_string())?;
+    gstmjpeghttp::plugin_register_static().map_err(|e| e.to_string())?;
+    gsttutksrc::plugin_register_static().map_err(|e| e.to_string())?;
+    gstmotion::plugin_register_static().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
         .build()
@@ -177,21 +189,21 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         if let Some(o) = bin.by_name("objects") {
             o.set_property("labels", m.labels.join(","));
             o.set_property("threshold", m.threshold.clamp(0.25, 1.0));
-            if let Some(r) = &m.max_rate {
-                o.set_property("max-rate", r.get_ref().clamp(0.01, 100.0));
-            }
         }
         if let Some(d) = bin.by_name("motion") {
             d.set_property("zones", &m.zones);
             d.set_property("mask", &m.mask);
-            if let Some(v) = &m.sensitivity {
-                d.set_property("threshold", v.get_ref().clamp(1.0, 255.0) as f32);
-            }
-            if let Some(v) = &m.min_area {
-                d.set_property("min-area", v.get_ref().clamp(0.0, 1.0) as f32);
-            }
-            if let Some(v) = &m.calm_time {
-                d.set_property("calm-time", v.get_ref().clamp(0.0, 3600.0));
+        }
+        for t in m.tuning() {
+            let (Some(v), Some(e)) = (t.value, bin.by_name(t.element)) else {
+                continue;
+            };
+            let x = v.get_ref().clamp(t.min, t.max);
+            // The properties are float or double.
+            if e.find_property(t.property).map(|p| p.value_type()) == Some(f32::static_type()) {
+                e.set_property(t.property, x as f32);
+            } else {
+                e.set_property(t.property, x);
             }
         }
         pipeline
@@ -388,21 +400,10 @@ pub fn data_dir(cfg: &Config, cam: &Camera) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn init() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            gst::init().unwrap();
-            gstcamsrc::plugin_register_static().unwrap();
-            gstringrec::plugin_register_static().unwrap();
-            gstmjpeghttp::plugin_register_static().unwrap();
-            gstmotion::plugin_register_static().unwrap();
-        });
-    }
-
     /// The `[camera.motion]` tuning reaches the elements, with clips and without.
     #[test]
     fn motion_tuning_reaches_the_elements() {
-        init();
+        init().unwrap();
         for clips in [true, false] {
             let text = format!(
                 "[general]\ndata-dir = \"/nonexistent/homecam\"\n\n[[camera]]\nname = \"hall\"\n\

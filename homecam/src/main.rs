@@ -73,17 +73,6 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-fn init() -> Result<(), String> {
-    gst::init().map_err(|e| e.to_string())?;
-    gstcamsrc::plugin_register_static().map_err(|e| e.to_string())?;
-    gstkasasrc::plugin_register_static().map_err(|e| e.to_string())?;
-    gstringrec::plugin_register_static().map_err(|e| e.to_string())?;
-    gstmjpeghttp::plugin_register_static().map_err(|e| e.to_string())?;
-    gsttutksrc::plugin_register_static().map_err(|e| e.to_string())?;
-    gstmotion::plugin_register_static().map_err(|e| e.to_string())?;
-    Ok(())
-}
-
 fn flag(args: &[String], name: &str) -> Result<Option<f64>, String> {
     match args.iter().position(|a| a == name) {
         Some(i) => args
@@ -161,7 +150,7 @@ fn check(args: &[String]) -> Result<i32, String> {
         "{path}: {} camera(s), configuration valid",
         cfg.cameras.len()
     );
-    init()?;
+    daemon::init()?;
     let mut failed = 0;
     for cam in &cfg.cameras {
         match probe(cam, timeout) {
@@ -282,7 +271,7 @@ fn probe(cam: &homecam::config::Camera, timeout: f64) -> Result<String, String> 
 
 fn daemon_main(args: &[String]) -> Result<i32, String> {
     let seconds = flag(args, "--seconds")?;
-    init()?;
+    daemon::init()?;
     let mut _sim = None;
     let cfg = match positional(args) {
         Some(path) => load(path)?,
