@@ -71,8 +71,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub use gst_cam_common::time::civil;
 
-/// Inverse of the timestamp in a segment name, for age checks.
-fn unix_of(y: i64, m: u32, d: u32, hh: u32, mm: u32, ss: u32) -> u64 {
+/// Unix seconds of a UTC civil time: the inverse of the timestamp in a segment name.
+pub fn unix_of(y: i64, m: u32, d: u32, hh: u32, mm: u32, ss: u32) -> u64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

@@ -270,7 +270,7 @@ impl ObjectImpl for RingRecorder {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames-in, frames-recorded, frames-dropped, segments, bytes (closed segments), errors, writing (false while waiting for disk space), current-location")
+                    .blurb("frames-in, frames-recorded, frames-dropped, segments, bytes (closed segments), errors, writing (false while waiting for disk space), current-location, current-start-time (Unix s of its first frame)")
                     .read_only()
                     .build(),
             ]
@@ -847,6 +847,13 @@ impl RingRecorder {
                         .field("path", r.path.to_string_lossy().as_ref())
                         .field("camera", &camera)
                         .field("start", start)
+                        .field(
+                            "start-time",
+                            r.started
+                                .duration_since(UNIX_EPOCH)
+                                .unwrap_or_default()
+                                .as_secs_f64(),
+                        )
                         .field("duration", duration)
                         .field("bytes", r.bytes)
                         .field("frames", r.frames)
@@ -897,6 +904,18 @@ impl RingRecorder {
                     .map(|w| w.path.to_string_lossy().into_owned())
                     .unwrap_or_default(),
             )
+            .field(
+                "current-start-time",
+                st.writer
+                    .as_ref()
+                    .map(|w| {
+                        w.started
+                            .duration_since(UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_secs_f64()
+                    })
+                    .unwrap_or(0.0),
+            )
             .build()
     }
 
@@ -914,6 +933,17 @@ impl RingRecorder {
                         // Only removes the day folder once it is empty.
                         let _ = std::fs::remove_dir(dir);
                     }
+                    // For indexes of the recordings (homecam's).
+                    let _ = self.obj().post_message(
+                        gst::message::Element::builder(
+                            gst::Structure::builder("ringrecorder-deleted")
+                                .field("path", p.to_string_lossy().as_ref())
+                                .field("camera", camera)
+                                .build(),
+                        )
+                        .src(&*self.obj())
+                        .build(),
+                    );
                 }
                 Err(e) => gst::warning!(CAT, imp = self, "cannot delete {}: {e}", p.display()),
             }

@@ -56,6 +56,8 @@ pub struct Writer {
     pub path: PathBuf,
     /// Running time of the segment's first frame: file timestamps start at 0 from here.
     pub start: gst::ClockTime,
+    /// Wall-clock time of that frame.
+    pub started: SystemTime,
     pipeline: gst::Pipeline,
     video: gst_app::AppSrc,
     audio: Option<gst_app::AppSrc>,
@@ -190,6 +192,7 @@ impl Writer {
         let mut w = Writer {
             path,
             start,
+            started,
             pipeline,
             video,
             audio,
