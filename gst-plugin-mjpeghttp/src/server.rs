@@ -128,12 +128,114 @@ struct Frame {
     data: Bytes,
 }
 
+/// The newest JPEG frame, shared by every viewer: encode once, serve many. The server
+/// below feeds its viewers from one; another HTTP server (homecam's web app) can feed
+/// its own from one too.
+pub struct Hub {
+    frames: watch::Sender<Option<Frame>>,
+    frames_in: AtomicU64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            frames: watch::channel(None).0,
+            frames_in: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    /// A new frame for every viewer (never blocks).
+    pub fn publish(&self, data: Bytes) {
+        let seq = self.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
+        self.frames.send_replace(Some(Frame { seq, data }));
+    }
+
+    /// The newest frame.
+    pub fn latest(&self) -> Option<Bytes> {
+        self.frames.borrow().as_ref().map(|f| f.data.clone())
+    }
+
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed)
+    }
+
+    /// Feeds one viewer the `multipart/x-mixed-replace` parts of [`BOUNDARY`]: the
+    /// newest frame whenever `tx` has room, so a slow viewer skips frames and never
+    /// queues them. Ends when the viewer leaves, or takes no frame within `timeout`.
+    /// `progress` gets (sent, skipped) after each frame. Returns (sent, skipped, why).
+    pub async fn feed(
+        &self,
+        tx: mpsc::Sender<Bytes>,
+        timeout: Duration,
+        mut progress: impl FnMut(u64, u64),
+    ) -> (u64, u64, &'static str) {
+        let mut rx = self.frames.subscribe();
+        let mut last_seq = None;
+        let (mut sent, mut dropped) = (0u64, 0u64);
+        // The first boundary now; each part ends with the next boundary, so a browser
+        // shows a frame as soon as it has arrived, not when the following one starts.
+        let mut reason = "disconnected";
+        if tx
+            .send(Bytes::from(format!("--{BOUNDARY}\r\n")))
+            .await
+            .is_err()
+        {
+            return (0, 0, reason);
+        }
+        // A frame may already be there: show it at once.
+        rx.mark_changed();
+        loop {
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        reason = "server stopped";
+                        break;
+                    }
+                }
+                _ = tx.closed() => break,
+            }
+            let Some(frame) = rx.borrow_and_update().clone() else {
+                continue;
+            };
+            if let Some(l) = last_seq {
+                dropped += frame.seq.saturating_sub(l + 1);
+            }
+            last_seq = Some(frame.seq);
+            let mut part = Vec::with_capacity(frame.data.len() + 128);
+            part.extend_from_slice(
+                format!(
+                    "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    frame.data.len()
+                )
+                .as_bytes(),
+            );
+            part.extend_from_slice(&frame.data);
+            part.extend_from_slice(format!("\r\n--{BOUNDARY}\r\n").as_bytes());
+            match tokio::time::timeout(timeout, tx.send(Bytes::from(part))).await {
+                Ok(Ok(())) => sent += 1,
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    reason = "too slow: took no frame within the timeout";
+                    break;
+                }
+            }
+            progress(sent, dropped);
+        }
+        (sent, dropped, reason)
+    }
+}
+
 type EventFn = Box<dyn Fn(Event) + Send + Sync>;
 
 struct Shared {
     config: Config,
-    frames: watch::Sender<Option<Frame>>,
-    frames_in: AtomicU64,
+    hub: Hub,
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, (ClientStats, Instant)>>,
     on_event: EventFn,
@@ -159,11 +261,9 @@ impl Server {
             .thread_name("mjpeghttp")
             .enable_all()
             .build()?;
-        let (frames, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             config,
-            frames,
-            frames_in: AtomicU64::new(0),
+            hub: Hub::new(),
             next_id: AtomicU64::new(0),
             clients: Mutex::new(BTreeMap::new()),
             on_event: Box::new(on_event),
@@ -187,12 +287,11 @@ impl Server {
 
     /// A new JPEG frame for every viewer (never blocks).
     pub fn publish(&self, data: Bytes) {
-        let seq = self.shared.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
-        self.shared.frames.send_replace(Some(Frame { seq, data }));
+        self.shared.hub.publish(data);
     }
 
     pub fn frames_in(&self) -> u64 {
-        self.shared.frames_in.load(Ordering::Relaxed)
+        self.shared.hub.frames_in()
     }
 
     pub fn clients(&self) -> Vec<ClientStats> {
@@ -365,8 +464,8 @@ fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Resp
             index_page(&shared.config.title),
             head,
         ),
-        "/snapshot.jpg" => match shared.frames.borrow().clone() {
-            Some(f) => full(StatusCode::OK, "image/jpeg", f.data, head),
+        "/snapshot.jpg" => match shared.hub.latest() {
+            Some(f) => full(StatusCode::OK, "image/jpeg", f, head),
             None => full(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain; charset=utf-8",
@@ -431,63 +530,18 @@ fn stream(peer: SocketAddr, shared: Arc<Shared>, head: bool) -> Response<Out> {
     r
 }
 
-/// One viewer's task: the newest frame whenever the connection takes more.
+/// One viewer's task: the hub's frames, with the viewer's statistics kept.
 async fn feed(id: u64, peer: SocketAddr, shared: Arc<Shared>, tx: mpsc::Sender<Bytes>) {
-    let mut rx = shared.frames.subscribe();
     let timeout = shared.config.timeout;
-    let mut last_seq = None;
-    let (mut sent, mut dropped) = (0u64, 0u64);
-    // The first boundary now; each part ends with the next boundary, so a browser
-    // shows a frame as soon as it has arrived, not when the following one starts.
-    let mut reason = "disconnected";
-    if tx
-        .send(Bytes::from(format!("--{BOUNDARY}\r\n")))
-        .await
-        .is_ok()
-    {
-        // A frame may already be there: show it at once.
-        rx.mark_changed();
-        loop {
-            tokio::select! {
-                changed = rx.changed() => {
-                    if changed.is_err() {
-                        reason = "server stopped";
-                        break;
-                    }
-                }
-                _ = tx.closed() => break,
-            }
-            let Some(frame) = rx.borrow_and_update().clone() else {
-                continue;
-            };
-            if let Some(l) = last_seq {
-                dropped += frame.seq.saturating_sub(l + 1);
-            }
-            last_seq = Some(frame.seq);
-            let mut part = Vec::with_capacity(frame.data.len() + 128);
-            part.extend_from_slice(
-                format!(
-                    "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-                    frame.data.len()
-                )
-                .as_bytes(),
-            );
-            part.extend_from_slice(&frame.data);
-            part.extend_from_slice(format!("\r\n--{BOUNDARY}\r\n").as_bytes());
-            match tokio::time::timeout(timeout, tx.send(Bytes::from(part))).await {
-                Ok(Ok(())) => sent += 1,
-                Ok(Err(_)) => break,
-                Err(_) => {
-                    reason = "too slow: took no frame within the timeout";
-                    break;
-                }
-            }
+    let (sent, dropped, reason) = shared
+        .hub
+        .feed(tx, timeout, |sent, dropped| {
             if let Some((c, _)) = shared.clients.lock().unwrap().get_mut(&id) {
                 c.sent = sent;
                 c.dropped = dropped;
             }
-        }
-    }
+        })
+        .await;
     let clients = {
         let mut c = shared.clients.lock().unwrap();
         c.remove(&id);

@@ -53,16 +53,17 @@ fn encode(spec: &ClipSpec) -> Result<Clip, String> {
         width,
         height,
         fps,
-        gop_seconds,
         seconds,
         ..
     } = *spec;
     let pattern = spec.pattern.replace(['!', '\''], "");
     gst::init().map_err(|e| e.to_string())?;
-    // `file=PATH seconds=N`: the first N seconds of a video file (a real scene, e.g.
-    // opencv-doc's vtest.avi with people walking) instead of a test pattern.
+    // `file=PATH seconds=N [hold=H]`: the first N seconds of a video file (a real scene,
+    // e.g. opencv-doc's vtest.avi with people walking) instead of a test pattern, then its
+    // last picture held still for H seconds (the scene goes quiet: motion events end).
     let mut file = None;
     let mut seconds = seconds;
+    let mut hold = 0;
     if pattern.starts_with("file=") {
         for w in pattern.split_whitespace() {
             if let Some(f) = w.strip_prefix("file=") {
@@ -71,8 +72,13 @@ fn encode(spec: &ClipSpec) -> Result<Clip, String> {
                 seconds = v
                     .parse()
                     .map_err(|_| format!("bad seconds in {pattern:?}"))?;
+            } else if let Some(v) = w.strip_prefix("hold=") {
+                hold = v.parse().map_err(|_| format!("bad hold in {pattern:?}"))?;
             }
         }
+    }
+    if let (Some(f), true) = (&file, hold > 0) {
+        return encode_held(f, spec, seconds, hold);
     }
     let n = fps * seconds;
     let source = match &file {
@@ -84,10 +90,8 @@ fn encode(spec: &ClipSpec) -> Result<Clip, String> {
     // x264enc needs I420 upstream, or it emits High 4:4:4 that many decoders refuse.
     let desc = format!(
         "{source} ! video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 \
-         ! x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={} bitrate={} \
-         ! video/x-h264,stream-format=byte-stream,alignment=au,profile=main ! appsink name=sink sync=false",
-        fps * gop_seconds,
-        (width * height / 1000).clamp(200, 4000),
+         ! {} ! appsink name=sink sync=false",
+        encoder(spec)
     );
     let pipeline = gst::parse::launch(&desc)
         .map_err(|e| format!("simulator encoder pipeline: {e} (x264enc comes with gstreamer1.0-plugins-ugly, videotestsrc with gstreamer1.0-plugins-base)"))?
@@ -124,6 +128,109 @@ fn encode(spec: &ClipSpec) -> Result<Clip, String> {
     {
         return Err(format!(
             "encoder produced {} frames, expected {n} starting with SPS+PPS+IDR",
+            frames.len()
+        ));
+    }
+    Ok(Clip {
+        frames: Arc::new(frames),
+        fps,
+        width,
+        height,
+    })
+}
+
+/// x264enc settings of every clip: the camera-like stream the simulators send.
+fn encoder(spec: &ClipSpec) -> String {
+    format!(
+        "x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={} bitrate={} \
+         ! video/x-h264,stream-format=byte-stream,alignment=au,profile=main",
+        spec.fps * spec.gop_seconds,
+        (spec.width * spec.height / 1000).clamp(200, 4000),
+    )
+}
+
+/// `seconds` of `file`, then its last picture for `hold` seconds: decoded by one pipeline,
+/// fed frame by frame (the last one again and again) into an encoding one.
+fn encode_held(file: &str, spec: &ClipSpec, seconds: u32, hold: u32) -> Result<Clip, String> {
+    let ClipSpec {
+        width, height, fps, ..
+    } = *spec;
+    let raw_caps =
+        format!("video/x-raw,format=I420,width={width},height={height},framerate={fps}/1");
+    let decode = gst::parse::launch(&format!(
+        "filesrc location=\"{file}\" ! decodebin ! videoconvert ! videoscale ! videorate ! {raw_caps} ! appsink name=raw sync=false max-buffers=4"
+    ))
+    .map_err(|e| format!("simulator decoder pipeline: {e}"))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline".to_string())?;
+    let encode = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps={raw_caps} ! {} ! appsink name=sink sync=false",
+        encoder(spec)
+    ))
+    .map_err(|e| format!("simulator encoder pipeline: {e}"))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline".to_string())?;
+    let raw = decode
+        .by_name("raw")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let src = encode
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = encode
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    encode
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    decode
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let n = (fps * (seconds + hold)) as usize;
+    let collector = std::thread::spawn(move || {
+        let mut frames = Vec::with_capacity(n);
+        while let Ok(sample) = sink.pull_sample() {
+            let map = sample.buffer().unwrap().map_readable().unwrap();
+            let data = Bytes::copy_from_slice(&map);
+            let key = AccessUnitInfo::of(&data).idr;
+            frames.push(Frame { data, key });
+        }
+        frames
+    });
+    let mut last: Option<gst::Buffer> = None;
+    for i in 0..n as u64 {
+        if i < u64::from(fps * seconds) {
+            if let Ok(s) = raw.pull_sample() {
+                last = s.buffer_owned();
+            }
+        }
+        let Some(b) = &last else { break };
+        let mut b = b.copy();
+        {
+            let b = b.make_mut();
+            b.set_pts(gst::ClockTime::SECOND.mul_div_floor(i, u64::from(fps)));
+            b.set_duration(gst::ClockTime::SECOND.mul_div_floor(1, u64::from(fps)));
+        }
+        if src.push_buffer(b).is_err() {
+            break;
+        }
+    }
+    let _ = src.end_of_stream();
+    let frames = collector.join().map_err(|_| "encoder thread failed")?;
+    let _ = decode.set_state(gst::State::Null);
+    let _ = encode.set_state(gst::State::Null);
+    if frames.len() != n
+        || !frames
+            .first()
+            .is_some_and(|f| AccessUnitInfo::of(&f.data).is_decodable_start())
+    {
+        return Err(format!(
+            "{file}: {} frames encoded, expected {n}",
             frames.len()
         ));
     }

@@ -48,7 +48,7 @@ pub struct TapoConfig {
     /// Session timeout announced in the `Session:` header, seconds (cameras: 60).
     pub session_timeout: u32,
     pub max_sessions: u32,
-    /// `videotestsrc` properties for the picture, or `file=PATH seconds=N`: the first N
+    /// `videotestsrc` properties for the picture, or `file=PATH seconds=N [hold=H]`: the first N
     /// seconds of a video file, looped (a real scene).
     pub pattern: String,
     pub quirks: Quirks,
