@@ -1,5 +1,6 @@
 //! Pieces shared by the camera elements (`kasasrc`, `camsrc`).
 
+pub mod decodequeue;
 pub mod padqueue;
 pub mod srcpad;
 pub mod time;

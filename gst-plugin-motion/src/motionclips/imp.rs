@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sink ─ h264parse ─ tee ─ queue ─ appsink ·········· ring of encoded frames ─→ clip writers
-//!                        └ queue(leaky) ─ avdec_h264 ─ videoconvert ─ motion ─ objects ─ fakesink
+//!                        └ queue(drops whole GOPs) ─ avdec_h264 ─ videoconvert ─ motion ─ objects ─ fakesink
 //! ```
 //!
 //! The encoded frames of the last `pre-roll` seconds (longer while an event awaits its
@@ -281,12 +281,15 @@ impl ObjectImpl for MotionClips {
             .async_(false)
             .max_buffers(0)
             .build();
-        let q2 = make("queue");
-        // Analysis may fall behind; the clips never wait for it.
-        q2.set_property_from_str("leaky", "downstream");
-        q2.set_property("max-size-buffers", 0u32);
-        q2.set_property("max-size-bytes", 0u32);
-        q2.set_property("max-size-time", 2 * gst::ClockTime::SECOND);
+        // Analysis may fall behind; the clips never wait for it. What it cannot take is
+        // dropped a GOP at a time, so the decoder never paints the garbage of a frame
+        // whose reference was dropped (which the motion detector took for motion).
+        let (q2, _) = gst_cam_common::decodequeue::decoder_queue(
+            None,
+            gst::ClockTime::from_mseconds(1500),
+            3 * gst::ClockTime::SECOND,
+        )
+        .expect("element queue is missing");
         let dec = make("avdec_h264");
         let conv = make("videoconvert");
         let fake = make("fakesink");
