@@ -59,8 +59,8 @@ fn encode(spec: &ClipSpec) -> Result<Clip, String> {
     let pattern = spec.pattern.replace(['!', '\''], "");
     gst::init().map_err(|e| e.to_string())?;
     // `file=PATH seconds=N [hold=H]`: the first N seconds of a video file (a real scene,
-    // e.g. opencv-doc's vtest.avi with people walking) instead of a test pattern, then its
-    // last picture held still for H seconds (the scene goes quiet: motion events end).
+    // e.g. opencv-doc's vtest.avi with people walking) instead of a test pattern, then for
+    // H seconds the place without the people (the scene goes quiet: motion events end).
     let mut file = None;
     let mut seconds = seconds;
     let mut hold = 0;
@@ -149,8 +149,9 @@ fn encoder(spec: &ClipSpec) -> String {
     )
 }
 
-/// `seconds` of `file`, then its last picture for `hold` seconds: decoded by one pipeline,
-/// fed frame by frame (the last one again and again) into an encoding one.
+/// `seconds` of `file`, then its still background for `hold` seconds: decoded by one
+/// pipeline, fed frame by frame (then the background again and again) into an encoding
+/// one.
 fn encode_held(file: &str, spec: &ClipSpec, seconds: u32, hold: u32) -> Result<Clip, String> {
     let ClipSpec {
         width, height, fps, ..
@@ -202,12 +203,25 @@ fn encode_held(file: &str, spec: &ClipSpec, seconds: u32, hold: u32) -> Result<C
         }
         frames
     });
+    // The quiet picture: the pixel-wise median of frames sampled across the footage,
+    // which keeps what stands still (the place) and loses what moves (the people).
+    let footage = u64::from(fps * seconds);
+    let every = (footage / 15).max(1);
+    let mut samples: Vec<Vec<u8>> = Vec::new();
     let mut last: Option<gst::Buffer> = None;
     for i in 0..n as u64 {
-        if i < u64::from(fps * seconds) {
+        if i < footage {
             if let Ok(s) = raw.pull_sample() {
                 last = s.buffer_owned();
+                if i % every == 0 {
+                    if let Some(m) = last.as_ref().and_then(|b| b.map_readable().ok()) {
+                        samples.push(m.to_vec());
+                    }
+                }
             }
+        } else if i == footage && !samples.is_empty() {
+            last = Some(gst::Buffer::from_mut_slice(median(&samples)));
+            samples.clear();
         }
         let Some(b) = &last else { break };
         let mut b = b.copy();
@@ -240,6 +254,21 @@ fn encode_held(file: &str, spec: &ClipSpec, seconds: u32, hold: u32) -> Result<C
         width,
         height,
     })
+}
+
+/// Byte by byte, the median of equally long frames.
+fn median(frames: &[Vec<u8>]) -> Vec<u8> {
+    let len = frames.iter().map(Vec::len).min().unwrap_or(0);
+    let mut column = vec![0u8; frames.len()];
+    (0..len)
+        .map(|i| {
+            for (c, f) in column.iter_mut().zip(frames) {
+                *c = f[i];
+            }
+            let mid = column.len() / 2;
+            *column.select_nth_unstable(mid).1
+        })
+        .collect()
 }
 
 /// Encode one linear 16-bit sample as G.711 mu-law.
@@ -277,6 +306,15 @@ pub fn tone_part(start: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_keeps_what_stands_still() {
+        // A bright dot moving across a grey row: the median is the grey row.
+        let frames: Vec<Vec<u8>> = (0..5)
+            .map(|k| (0..5).map(|i| if i == k { 255 } else { 100 }).collect())
+            .collect();
+        assert_eq!(median(&frames), vec![100; 5]);
+    }
 
     #[test]
     fn mulaw_known_values() {

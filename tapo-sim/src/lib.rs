@@ -48,8 +48,9 @@ pub struct TapoConfig {
     /// Session timeout announced in the `Session:` header, seconds (cameras: 60).
     pub session_timeout: u32,
     pub max_sessions: u32,
-    /// `videotestsrc` properties for the picture, or `file=PATH seconds=N [hold=H]`: the first N
-    /// seconds of a video file, looped (a real scene).
+    /// `videotestsrc` properties for the picture, or `file=PATH seconds=N [hold=H]`: the
+    /// first N seconds of a video file (a real scene), then H seconds of the place without
+    /// what moves in it, looped.
     pub pattern: String,
     pub quirks: Quirks,
 }
@@ -314,10 +315,16 @@ fn make_factory(shared: &Arc<Shared>, index: usize) -> gst_rtsp_server::RTSPMedi
     } else {
         ""
     };
+    // SPS/PPS go in front of each IDR frame, inserted by h264parse per access unit. The
+    // payloader's own config-interval inserts them in front of every IDR *slice*, and the
+    // clips have two slices per frame (x264's sliced threads): parameter sets between
+    // the slices of a picture start a new access unit, which split every IDR frame in two
+    // downstream (GStreamer's decoder coped; browsers painted half of every picture
+    // green until the next IDR).
     factory.set_launch(&format!(
         "( appsrc name=video is-live=true format=time do-timestamp=true \
            caps=video/x-h264,stream-format=byte-stream,alignment=au \
-         ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 aggregate-mode=zero-latency{audio} )"
+         ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=0 aggregate-mode=zero-latency{audio} )"
     ));
     // One pipeline for every viewer of the stream, as the camera encodes once.
     factory.set_shared(true);
