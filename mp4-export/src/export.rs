@@ -248,13 +248,6 @@ pub fn build(inputs: &[Input], start: f64, end: f64, gap: f64) -> Result<Export,
         &mut budget,
     )?
     .ok_or(Error::Empty)?;
-    let audio = collect(
-        inputs,
-        &order,
-        Kind::Audio,
-        |w, _| w >= from - 1e-9 && w < end,
-        &mut budget,
-    )?;
     // What plays: from the requested start (or the first frame, when the recording
     // begins later) to the requested end (or the end of the last frame).
     let vts = f64::from(video.timescale);
@@ -282,6 +275,14 @@ pub fn build(inputs: &[Input], start: f64, end: f64, gap: f64) -> Result<Export,
     if play_end <= play_start {
         return Err(Error::Empty);
     }
+    // Audio frames decode on their own: from the start of play.
+    let audio = collect(
+        inputs,
+        &order,
+        Kind::Audio,
+        |w, _| w >= play_start - 1e-6 && w < end,
+        &mut budget,
+    )?;
     // Unrecorded parts of the range.
     let mut missing = Vec::new();
     if first_w - start > gap {
@@ -295,23 +296,29 @@ pub fn build(inputs: &[Input], start: f64, end: f64, gap: f64) -> Result<Export,
     if end - (last_w + normal) > gap {
         missing.push((last_w + normal, end));
     }
+    // The video from the key frame before the start is presented from the start: the
+    // edit list begins that far (the lead) into the media, so the frames before the start
+    // decode but are not shown. Browsers (FFmpeg's demuxer), VLC and ISO players follow
+    // it. GStreamer 1.22's qtdemux ends playback early by the lead (it compares media
+    // time with the movie's duration); making the edit longer to suit it would make the
+    // file report a longer duration everywhere else, so the file follows the standard.
+    let lead = ((play_start - first_w) * vts).round().max(0.0) as i64;
     let tracks: Vec<&OutTrack> = std::iter::once(&video).chain(audio.as_ref()).collect();
     let layout = Layout::new(&tracks, normal, gap);
     let edits: Vec<Vec<(f64, i64)>> = tracks
         .iter()
-        .map(|t| {
-            let ts = f64::from(t.timescale);
+        .enumerate()
+        .map(|(i, t)| {
             let t0 = t.samples[0].w;
             let cts0 = i64::from(t.samples[0].s.cts) * i64::from(t.timescale)
                 / i64::from(t.samples[0].ts.max(1));
-            if t0 > play_start + 0.5 / vts {
-                // Starts later (audio a moment after the key frame): an empty edit first.
+            if i == 0 {
+                vec![(play_end - play_start, cts0 + lead)]
+            } else if t0 > play_start + 0.5 / vts {
+                // Starts later (audio a moment after the video): an empty edit first.
                 vec![(t0 - play_start, -1), (play_end - t0, cts0)]
             } else {
-                vec![(
-                    play_end - play_start,
-                    cts0 + ((play_start - t0) * ts).round() as i64,
-                )]
+                vec![(play_end - play_start, cts0)]
             }
         })
         .collect();
@@ -597,15 +604,21 @@ fn write_header(
         }
         w.close();
         // ctts, only when some sample is presented later than it is decoded.
-        let scale = |s: &Sel| i64::from(s.s.cts) * i64::from(t.timescale) / i64::from(s.ts.max(1));
-        if t.samples.iter().any(|s| s.s.cts != 0) {
-            let negative = t.samples.iter().any(|s| s.s.cts < 0);
+        let cts: Vec<i32> = t
+            .samples
+            .iter()
+            .map(|s| {
+                let c = i64::from(s.s.cts) * i64::from(t.timescale) / i64::from(s.ts.max(1));
+                c.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+            })
+            .collect();
+        if cts.iter().any(|c| *c != 0) {
+            let negative = cts.iter().any(|c| *c < 0);
             let mut runs: Vec<(u32, i32)> = Vec::new();
-            for s in &t.samples {
-                let c = scale(s).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+            for c in &cts {
                 match runs.last_mut() {
-                    Some((n, x)) if *x == c => *n += 1,
-                    _ => runs.push((1, c)),
+                    Some((n, x)) if *x == *c => *n += 1,
+                    _ => runs.push((1, *c)),
                 }
             }
             w.open_full(b"ctts", u8::from(negative), 0);
