@@ -65,6 +65,7 @@ fn event(i: u64) -> Event {
         verdict: "pending",
         confirmed: false,
         dismissed: false,
+        origin: String::new(),
     }
 }
 

@@ -339,6 +339,7 @@ mod tests {
             },
             confirmed: label != "motion",
             dismissed: false,
+            origin: String::new(),
         }
     }
 

@@ -40,6 +40,57 @@ pub struct Config {
     pub insights: Insights,
     #[serde(default, rename = "alert")]
     pub alerts: Vec<AlertRule>,
+    pub web: Option<Web>,
+}
+
+/// The web app and its HTTP API (`docs/web.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Web {
+    /// `host:port`; loopback by default: put a reverse proxy with HTTPS in front to reach
+    /// it from elsewhere.
+    #[serde(default = "default_web_listen")]
+    pub listen: Spanned<String>,
+    /// `password` (a login, the default) or `none` (only on a loopback address).
+    #[serde(default = "default_web_auth")]
+    pub auth: Spanned<String>,
+    /// `user:argon2-hash` lines, written by `homecam passwd`. Default DATA-DIR/web-users.
+    pub users_file: Option<PathBuf>,
+    /// How other machines reach this daemon (`https://nvr.example:8443`): events carry it
+    /// so that a dashboard elsewhere can link to their clips. Default: none.
+    #[serde(default)]
+    pub public_url: String,
+    /// How long a login lasts.
+    #[serde(default = "default_session")]
+    pub session: Spanned<String>,
+}
+
+fn default_web_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8080".into())
+}
+fn default_web_auth() -> Spanned<String> {
+    Spanned::new(0..0, "password".into())
+}
+fn default_session() -> Spanned<String> {
+    Spanned::new(0..0, "7d".into())
+}
+
+impl Web {
+    pub fn users_file(&self, general: &General) -> PathBuf {
+        self.users_file
+            .clone()
+            .unwrap_or_else(|| general.data_dir.join("web-users"))
+    }
+
+    pub fn session_secs(&self) -> u64 {
+        gstringrec::store::parse_duration(self.session.get_ref())
+            .map(|d| d.as_secs())
+            .unwrap_or(7 * 86400)
+    }
+
+    pub fn auth_required(&self) -> bool {
+        self.auth.get_ref() != "none"
+    }
 }
 
 /// Hourly activity summaries.
@@ -298,9 +349,30 @@ pub struct General {
     /// `host:port` for the Prometheus `/metrics` endpoint; empty to turn it off.
     #[serde(default = "default_metrics")]
     pub metrics: String,
-    /// Base folder for recordings and clips of cameras that do not set their own.
+    /// Base folder for recordings and clips of cameras that do not set their own, and
+    /// for the index (DATA-DIR/index).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Events older than this leave the index (their clips go earlier, by the cameras'
+    /// clip retention).
+    #[serde(default = "default_events_max_age")]
+    pub events_max_age: Spanned<String>,
+}
+
+fn default_events_max_age() -> Spanned<String> {
+    Spanned::new(0..0, "90d".into())
+}
+
+impl General {
+    pub fn events_max_age_secs(&self) -> f64 {
+        gstringrec::store::parse_duration(self.events_max_age.get_ref())
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(90.0 * 86400.0)
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
 }
 
 impl Default for General {
@@ -309,6 +381,7 @@ impl Default for General {
             status_interval: default_status_interval(),
             metrics: default_metrics(),
             data_dir: default_data_dir(),
+            events_max_age: default_events_max_age(),
         }
     }
 }
@@ -369,18 +442,23 @@ fn default_max_bytes() -> String {
     "20GB".into()
 }
 
+/// The live view's JPEG encoding, and the camera's own MJPEG port when `port` is set.
+/// With `[web]` the live view is served by the web app (behind its login), so a port of
+/// its own is only for clients that want one (VLC, Home Assistant's MJPEG camera).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Mjpeg {
     #[serde(default = "yes")]
     pub enabled: bool,
-    pub port: Spanned<u16>,
+    pub port: Option<Spanned<u16>>,
+    /// Loopback unless asked otherwise: a camera's picture is not served to the whole
+    /// network without a login by default.
     #[serde(default = "default_bind")]
     pub bind: String,
 }
 
 fn default_bind() -> String {
-    "0.0.0.0".into()
+    "127.0.0.1".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -415,6 +493,31 @@ pub struct Motion {
     pub calm_time: Option<Spanned<f64>>,
     /// objectdetect `max-rate`: inferences per second at most.
     pub max_rate: Option<Spanned<f64>>,
+    /// Clips and snapshots older than this are deleted.
+    #[serde(default = "default_clips_max_age")]
+    pub max_age: Spanned<String>,
+    /// The camera's clips and snapshots take this much at most; the oldest go first.
+    #[serde(default = "default_clips_max_bytes")]
+    pub max_bytes: Spanned<String>,
+}
+
+fn default_clips_max_age() -> Spanned<String> {
+    Spanned::new(0..0, "30d".into())
+}
+fn default_clips_max_bytes() -> Spanned<String> {
+    Spanned::new(0..0, "5GB".into())
+}
+
+impl Motion {
+    /// (max-age in seconds, max-bytes) of the clips.
+    pub fn clip_limits(&self) -> (f64, u64) {
+        (
+            gstringrec::store::parse_duration(self.max_age.get_ref())
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(30.0 * 86400.0),
+            gstringrec::store::parse_bytes(self.max_bytes.get_ref()).unwrap_or(5_000_000_000),
+        )
+    }
 }
 
 /// One tuning key of `[camera.motion]`: the element property it sets and its range.
@@ -543,14 +646,16 @@ impl Config {
                     ),
                 });
             }
-            if let Some(m) = cam.mjpeg.as_ref().filter(|m| m.enabled) {
-                if !ports.insert(*m.port.get_ref()) {
+            if let Some(port) = cam
+                .mjpeg
+                .as_ref()
+                .filter(|m| m.enabled)
+                .and_then(|m| m.port.as_ref())
+            {
+                if !ports.insert(*port.get_ref()) {
                     errors.push(ConfigError {
-                        line: at(m.port.span()),
-                        message: format!(
-                            "camera {name:?}: port {} is used twice",
-                            m.port.get_ref()
-                        ),
+                        line: at(port.span()),
+                        message: format!("camera {name:?}: port {} is used twice", port.get_ref()),
                     });
                 }
             }
@@ -576,6 +681,25 @@ impl Config {
                                 ),
                             });
                         }
+                    }
+                }
+                for (key, v, ok) in [
+                    (
+                        "max-age",
+                        &m.max_age,
+                        gstringrec::store::parse_duration(m.max_age.get_ref()).err(),
+                    ),
+                    (
+                        "max-bytes",
+                        &m.max_bytes,
+                        gstringrec::store::parse_bytes(m.max_bytes.get_ref()).err(),
+                    ),
+                ] {
+                    if let Some(e) = ok {
+                        errors.push(ConfigError {
+                            line: at(v.span()),
+                            message: format!("camera {name:?}: motion {key}: {e}"),
+                        });
                     }
                 }
                 if !(0.25..=1.0).contains(&m.threshold) {
@@ -672,6 +796,22 @@ impl Config {
                 });
             }
         }
+        if let Err(e) = gstringrec::store::parse_duration(cfg.general.events_max_age.get_ref()) {
+            errors.push(ConfigError {
+                line: at(cfg.general.events_max_age.span()),
+                message: format!("general: events-max-age: {e}"),
+            });
+        }
+        if let Some(w) = &cfg.web {
+            errors.extend(
+                validate_web(w)
+                    .into_iter()
+                    .map(|(span, message)| ConfigError {
+                        line: at(span),
+                        message,
+                    }),
+            );
+        }
         if let Some(s) = &cfg.smtp {
             if !matches!(s.tls.as_str(), "none" | "starttls" | "tls") {
                 errors.push(ConfigError {
@@ -698,7 +838,77 @@ impl Config {
     }
 }
 
+/// Problems in `[web]`, each with the span it is about.
+fn validate_web(w: &Web) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut errors = Vec::new();
+    let addr = w.listen.get_ref().parse::<std::net::SocketAddr>();
+    if addr.is_err() {
+        errors.push((
+            w.listen.span(),
+            format!(
+                "web: listen {:?} is not host:port (an IP address and a port)",
+                w.listen.get_ref()
+            ),
+        ));
+    }
+    match w.auth.get_ref().as_str() {
+        "password" => {}
+        "none" => {
+            if addr.is_ok_and(|a| !a.ip().is_loopback()) {
+                errors.push((
+                    w.auth.span(),
+                    "web: auth = \"none\" is only allowed on a loopback address (127.0.0.1 or ::1): anyone on the network could watch the cameras".into(),
+                ));
+            }
+        }
+        other => errors.push((
+            w.auth.span(),
+            format!("web: auth {other:?} is not \"password\" or \"none\""),
+        )),
+    }
+    if let Err(e) = gstringrec::store::parse_duration(w.session.get_ref()) {
+        errors.push((w.session.span(), format!("web: session: {e}")));
+    }
+    let url = &w.public_url;
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        errors.push((
+            0..0,
+            "web: public-url must start with http:// or https://".into(),
+        ));
+    }
+    errors
+}
+
 impl Camera {
+    /// Where the ring recorder writes.
+    pub fn ring_dir(&self, general: &General) -> Option<PathBuf> {
+        let r = self.record.as_ref().filter(|r| r.enabled)?;
+        Some(
+            r.location
+                .clone()
+                .unwrap_or_else(|| general.data_dir.join(self.name()).join("ring")),
+        )
+    }
+
+    /// Where clips and snapshots go.
+    pub fn clips_dir(&self, general: &General) -> Option<PathBuf> {
+        let m = self.motion.as_ref().filter(|m| m.enabled && m.clips)?;
+        Some(
+            m.location
+                .clone()
+                .unwrap_or_else(|| general.data_dir.join(self.name()).join("clips")),
+        )
+    }
+
+    /// Whether the camera's pictures are JPEG-encoded for a live view (its own MJPEG port,
+    /// or the web app's live wall).
+    pub fn live_view(&self, web: bool) -> bool {
+        match &self.mjpeg {
+            Some(m) => m.enabled,
+            None => web,
+        }
+    }
+
     pub fn name(&self) -> &str {
         self.name.get_ref()
     }

@@ -1,17 +1,20 @@
 //! One GStreamer pipeline per camera, opened once and fanned out with a `tee`:
 //!
 //! ```text
-//! camsrc ─ tee ─ queue ─ ringrecorder                     (record)
-//!              ├ queue(leaky) ─ decodebin ─ videoconvert ─ jpegenc ─ mjpeghttpsink   (mjpeg)
+//! camsrc ─ tee ─ queue ─ ringrecorder                     (record; the camera's audio too)
+//!              ├ queue(GOP-dropping) ─ decodebin ─ videoconvert ─ jpegenc ─ tee ─ appsink → web app live view
+//!              │                                                          └ mjpeghttpsink (mjpeg port)
 //!              └ queue ─ motionclips                       (motion: motiondetect, objectdetect, clips)
 //! ```
 //!
 //! camsrc reconnects by itself, so a camera that is offline or reboots never stops the
-//! daemon. The bus messages become [`Event`]s and [`Status`] records on a channel.
+//! daemon. The bus messages become [`Event`]s, [`Status`] records and the recorder's
+//! segments on a channel.
 
 use crate::config::{Camera, Config};
-use crate::event::{Event, Status, StatusStats, Tracker};
+use crate::event::{Clips, Event, Status, StatusStats, Tracker};
 use gst::prelude::*;
+use gstmjpeghttp::server::Hub;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,17 @@ use std::sync::{Arc, Mutex};
 pub enum Record {
     Event(Box<Event>),
     Status(Box<Status>),
+    /// ringrecorder closed a segment.
+    Segment {
+        camera: String,
+        path: String,
+        start: f64,
+        duration: f64,
+        bytes: u64,
+        frames: u64,
+    },
+    /// ringrecorder's retention deleted a segment.
+    SegmentDeleted(String),
     /// A line for the log.
     Log(String),
 }
@@ -41,7 +55,11 @@ pub struct CameraRun {
     pub src: gst::Element,
     pub rec: Option<gst::Element>,
     pub http: Option<gst::Element>,
+    /// The live view's JPEG frames, for the web app.
+    pub hub: Option<Arc<Hub>>,
     pub counters: Arc<Mutex<Counters>>,
+    pub tracker: Arc<Mutex<Tracker>>,
+    tx: mpsc::Sender<Record>,
 }
 
 /// Initialises GStreamer and registers the project's elements that the pipelines use.
@@ -62,15 +80,8 @@ fn make(factory: &str) -> Result<gst::Element, String> {
         .map_err(|_| format!("GStreamer element {factory} is missing"))
 }
 
-fn queue(leaky: bool) -> Result<gst::Element, String> {
-    let q = make("queue")?;
-    if leaky {
-        q.set_property_from_str("leaky", "downstream");
-        q.set_property("max-size-buffers", 0u32);
-        q.set_property("max-size-bytes", 0u32);
-        q.set_property("max-size-time", gst::ClockTime::SECOND);
-    }
-    Ok(q)
+fn queue() -> Result<gst::Element, String> {
+    make("queue")
 }
 
 /// Builds (does not start) the pipeline of one camera.
@@ -91,7 +102,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     let base = cfg.general.data_dir.join(&name);
     let mut rec = None;
     if let Some(r) = cam.record.as_ref().filter(|r| r.enabled) {
-        let q = queue(false)?;
+        let q = queue()?;
         let e = gst::ElementFactory::make("ringrecorder")
             .name("rec")
             .property(
@@ -115,18 +126,32 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         rec = Some(e);
     }
     let mut http = None;
-    if let Some(m) = cam.mjpeg.as_ref().filter(|m| m.enabled) {
-        let q = queue(true)?;
-        let decode = make("decodebin")?;
-        let rest = gst::parse::bin_from_description(
-            &format!(
-                "videoconvert ! videorate max-rate=5 ! jpegenc quality=80 ! mjpeghttpsink name=http port={} address={}",
-                m.port.get_ref(),
-                m.bind
-            ),
-            true,
+    let mut hub = None;
+    if cam.live_view(cfg.web.is_some()) {
+        // The decoder may fall behind: whole GOPs are dropped, never single frames.
+        let (q, _) = gst_cam_common::decodequeue::decoder_queue(
+            None,
+            gst::ClockTime::from_mseconds(500),
+            2 * gst::ClockTime::SECOND,
         )
         .map_err(|e| e.to_string())?;
+        let decode = make("decodebin")?;
+        // The JPEG frames go to the web app's live view, and to the camera's own MJPEG
+        // port when it has one.
+        let port = cam
+            .mjpeg
+            .as_ref()
+            .and_then(|m| m.port.as_ref().map(|p| (*p.get_ref(), m.bind.clone())));
+        let mut desc = String::from(
+            "videoconvert ! videorate max-rate=5 ! jpegenc quality=80 ! tee name=jpeg \
+             jpeg. ! queue leaky=downstream max-size-buffers=2 ! appsink name=live sync=false async=false max-buffers=1 drop=true",
+        );
+        if let Some((port, bind)) = &port {
+            desc.push_str(&format!(
+                " jpeg. ! queue leaky=downstream max-size-buffers=2 ! mjpeghttpsink name=http port={port} address={bind}"
+            ));
+        }
+        let rest = gst::parse::bin_from_description(&desc, true).map_err(|e| e.to_string())?;
         pipeline
             .add_many([&q, &decode, rest.upcast_ref()])
             .map_err(|e| e.to_string())?;
@@ -138,9 +163,39 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
             }
         });
         http = rest.by_name("http");
+        let h = Arc::new(Hub::new());
+        let live = rest
+            .by_name("live")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or("no live appsink")?;
+        let h2 = h.clone();
+        live.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(m) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                        h2.publish(bytes::Bytes::copy_from_slice(&m));
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        hub = Some(h);
     }
     if let Some(m) = cam.motion.as_ref().filter(|m| m.enabled) {
-        let q = queue(!m.clips)?;
+        // motionclips keeps the encoded frames of its clips and gates its own decoder;
+        // the analysis alone decodes here, behind a queue that drops whole GOPs.
+        let q = if m.clips {
+            queue()?
+        } else {
+            gst_cam_common::decodequeue::decoder_queue(
+                None,
+                gst::ClockTime::from_mseconds(500),
+                2 * gst::ClockTime::SECOND,
+            )
+            .map_err(|e| e.to_string())?
+            .0
+        };
         // With clips: motionclips (it decodes for its motiondetect and objectdetect).
         // Without: the same analysis, nothing written.
         let analysis: gst::Element = if m.clips {
@@ -212,16 +267,23 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         gst::Element::link_many([&tee, &q, &analysis]).map_err(|e| e.to_string())?;
     }
     // The camera's pads: video to the tee; audio to the recorder, else taken and dropped
-    // (a session without its audio track upsets some RTSP servers).
-    let audio_sink = gst::ElementFactory::make("fakesink")
-        .property("sync", false)
-        .property("async", false)
-        .build()
-        .map_err(|e| e.to_string())?;
-    pipeline.add(&audio_sink).map_err(|e| e.to_string())?;
+    // (a session without its audio track upsets some RTSP servers). The fakesink exists
+    // only without a recorder: left unlinked, it would never get the EOS that a clean
+    // stop waits for.
+    let audio_pad = match &rec {
+        Some(_) => None,
+        None => {
+            let audio_sink = gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .property("async", false)
+                .build()
+                .map_err(|e| e.to_string())?;
+            pipeline.add(&audio_sink).map_err(|e| e.to_string())?;
+            Some(audio_sink.static_pad("sink").ok_or("fakesink")?)
+        }
+    };
     let tee_sink = tee.static_pad("sink").ok_or("tee")?;
     let r = rec.clone();
-    let audio_pad = audio_sink.static_pad("sink").ok_or("fakesink")?;
     let n = name.clone();
     let tx2 = tx.clone();
     src.connect_pad_added(move |_, pad| {
@@ -230,7 +292,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
             "audio" => r
                 .as_ref()
                 .and_then(|r| r.request_pad_simple("audio"))
-                .or_else(|| Some(audio_pad.clone())),
+                .or_else(|| audio_pad.clone()),
             _ => None,
         };
         if let Some(t) = target.filter(|t| !t.is_linked()) {
@@ -244,8 +306,31 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     });
 
     let counters = Arc::new(Mutex::new(Counters::default()));
-    let tracker = Mutex::new(Tracker::new(&name, &cam.location));
-    let (n, loc, c) = (name.clone(), cam.location.clone(), counters.clone());
+    let clips = cam
+        .motion
+        .as_ref()
+        .filter(|m| m.enabled && m.clips)
+        .map(|m| Clips {
+            all: m.record.get_ref() == "all",
+            wait: m.post_roll,
+        });
+    let origin = cfg
+        .web
+        .as_ref()
+        .map(|w| w.public_url.as_str())
+        .unwrap_or("");
+    let tracker = Arc::new(Mutex::new(
+        Tracker::new(&name, &cam.location)
+            .with_clips(clips)
+            .with_origin(origin),
+    ));
+    let (n, loc, c, t) = (
+        name.clone(),
+        cam.location.clone(),
+        counters.clone(),
+        tracker.clone(),
+    );
+    let tx_run = tx.clone();
     pipeline
         .bus()
         .ok_or("no bus")?
@@ -267,7 +352,28 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
                             &n, &loc, status, reason,
                         ))));
                     }
-                    for ev in tracker.lock().unwrap().on_message(s) {
+                    match s.name().as_str() {
+                        "ringrecorder-segment" => {
+                            let _ = tx.send(Record::Segment {
+                                camera: n.clone(),
+                                path: s.get::<String>("path").unwrap_or_default(),
+                                start: s
+                                    .get::<f64>("start-time")
+                                    .or_else(|_| s.get::<u64>("start").map(|v| v as f64))
+                                    .unwrap_or(0.0),
+                                duration: s.get::<f64>("duration").unwrap_or(0.0),
+                                bytes: s.get::<u64>("bytes").unwrap_or(0),
+                                frames: s.get::<u64>("frames").unwrap_or(0),
+                            });
+                        }
+                        "ringrecorder-deleted" => {
+                            if let Ok(p) = s.get::<String>("path") {
+                                let _ = tx.send(Record::SegmentDeleted(p));
+                            }
+                        }
+                        _ => {}
+                    }
+                    for ev in t.lock().unwrap().on_message(s) {
                         let mut c = c.lock().unwrap();
                         match ev.kind {
                             "new" => c.events += 1,
@@ -306,11 +412,70 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         src,
         rec,
         http,
+        hub,
         counters,
+        tracker,
+        tx: tx_run,
     })
 }
 
 impl CameraRun {
+    /// Ends events whose clip did not come in time (all waiting ones with `now` =
+    /// infinity, at shutdown).
+    pub fn tick(&self, now: f64) {
+        for ev in self.tracker.lock().unwrap().tick(now) {
+            let _ = self.tx.send(Record::Event(Box::new(ev)));
+        }
+    }
+
+    /// The segment being recorded: (path, wall-clock start).
+    pub fn current_segment(&self) -> Option<(String, f64)> {
+        let s = self.rec.as_ref()?.property::<gst::Structure>("stats");
+        let path = s
+            .get::<String>("current-location")
+            .ok()
+            .filter(|p| !p.is_empty())?;
+        let start = s
+            .get::<f64>("current-start-time")
+            .ok()
+            .filter(|t| *t > 0.0)?;
+        Some((path, start))
+    }
+
+    /// The camera as `/api/cameras` shows it.
+    pub fn api_json(&self, rtsp: Option<String>) -> serde_json::Value {
+        let s = self.stats();
+        let c = self.counters.lock().unwrap().clone();
+        let state = s.get::<&str>("state").unwrap_or("stopped").to_string();
+        let uptime = s.get::<f64>("uptime").unwrap_or(0.0);
+        let num = |k: &str| {
+            s.get::<u64>(k)
+                .or_else(|_| s.get::<u32>(k).map(u64::from))
+                .unwrap_or(0)
+        };
+        serde_json::json!({
+            "name": self.name,
+            "location": self.location,
+            "status": state,
+            "fps": s.get::<f64>("fps").unwrap_or(0.0),
+            "bitrate": num("bitrate"),
+            "restarts": num("restarts"),
+            "last_error": s.get::<String>("last-error").unwrap_or_default(),
+            "online_since": (state == "online").then(|| crate::event::now() - uptime),
+            "recording": self.rec.is_some(),
+            "recorded_bytes": self.recorded_bytes(),
+            "events": c.events,
+            "confirmed": c.confirmed,
+            "dismissed": c.dismissed,
+            "clips": c.clips,
+            "live": self.hub.as_ref().map(|_| serde_json::json!({
+                "mjpeg": format!("/live/{}.mjpeg", self.name),
+                "jpeg": format!("/live/{}.jpg", self.name),
+            })),
+            "rtsp": rtsp,
+        })
+    }
+
     /// camsrc's statistics: state, fps, bitrate, restarts...
     pub fn stats(&self) -> gst::Structure {
         self.src.property::<gst::Structure>("stats")
@@ -329,6 +494,22 @@ impl CameraRun {
 
     pub fn mjpeg_port(&self) -> Option<u32> {
         self.http.as_ref().map(|h| h.property::<u32>("bound-port"))
+    }
+
+    /// Sends the EOS that makes recordings and clips finish their files.
+    pub fn send_eos(&self) {
+        self.pipeline.send_event(gst::event::Eos::new());
+    }
+
+    /// Waits until the EOS has gone through (every file complete), at most `timeout`.
+    pub fn wait_eos(&self, timeout: std::time::Duration) -> bool {
+        self.pipeline.bus().is_some_and(|b| {
+            b.timed_pop_filtered(
+                gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+                &[gst::MessageType::Eos],
+            )
+            .is_some()
+        })
     }
 
     /// The periodic `status_update` record for `camera_status`.
@@ -388,6 +569,30 @@ impl CameraRun {
                 .map(|e| format!(" last-error={e:?}"))
                 .unwrap_or_default()
         )
+    }
+}
+
+/// The daemon's cameras, as the web app sees them.
+pub struct Pipelines(pub Arc<Vec<CameraRun>>);
+
+impl crate::web::Cameras for Pipelines {
+    fn list(&self) -> Vec<serde_json::Value> {
+        self.0.iter().map(|c| c.api_json(None)).collect()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|c| c.name.clone()).collect()
+    }
+
+    fn current_segment(&self, camera: &str) -> Option<(String, f64)> {
+        self.0
+            .iter()
+            .find(|c| c.name == camera)
+            .and_then(|c| c.current_segment())
+    }
+
+    fn has_recordings(&self) -> bool {
+        true
     }
 }
 

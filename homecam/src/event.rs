@@ -41,6 +41,9 @@ pub struct Event {
     pub verdict: &'static str,
     pub confirmed: bool,
     pub dismissed: bool,
+    /// The public URL of the daemon that holds the clip and snapshot (`[web]
+    /// public-url`), so that a dashboard elsewhere can link to them; empty when unset.
+    pub origin: String,
 }
 
 /// A camera went online or offline (`event_type` `camera_online`/`camera_offline`), or a
@@ -116,16 +119,35 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Which events get a clip (motionclips' `record`), and how long after its motion a clip
+/// is complete at the latest.
+#[derive(Clone, Copy, Debug)]
+pub struct Clips {
+    /// `record = "all"`: every event; else only confirmed ones.
+    pub all: bool,
+    /// Seconds from the end of the motion to a clip's end (post-roll), plus the writing.
+    pub wait: f64,
+}
+
 /// Builds [`Event`]s from one camera's `motion`, `objectdetect` and `motionclips`
-/// messages.
+/// messages. `end` is always an event's last record: an event that gets a clip ends when
+/// the clip is written (its verdict comes before, as an `update`).
 pub struct Tracker {
     camera: String,
     location: String,
+    origin: String,
+    clips: Option<Clips>,
     /// The open (or last) events by element id: id, the event as last sent.
     events: Vec<(u64, Event)>,
+    /// Events decided and waiting for their clip: id, when to end them without it.
+    awaiting: Vec<(u64, f64)>,
     /// The daemon's start, to make ids unique across restarts.
     epoch: u64,
 }
+
+/// How long a clip may take to be written after its post-roll before its events end
+/// without it (a writer that failed reports a warning, not the events).
+const CLIP_GRACE: f64 = 120.0;
 
 fn boxes(s: &gst::StructureRef, field: &str) -> Option<[f32; 4]> {
     let b = s.get::<gst::Structure>(field).ok()?;
@@ -138,8 +160,53 @@ impl Tracker {
         Tracker {
             camera: camera.into(),
             location: location.into(),
+            origin: String::new(),
+            clips: None,
             events: Vec::new(),
+            awaiting: Vec::new(),
             epoch: now() as u64,
+        }
+    }
+
+    /// Events that get clips end only once the clip is written.
+    pub fn with_clips(mut self, clips: Option<Clips>) -> Tracker {
+        self.clips = clips;
+        self
+    }
+
+    /// The daemon's public URL, carried by every event.
+    pub fn with_origin(mut self, origin: &str) -> Tracker {
+        self.origin = origin.into();
+        self
+    }
+
+    /// `end` records of events whose clip did not come in time (`now` in Unix seconds);
+    /// with `now` = infinity, of every event still waiting (at shutdown).
+    pub fn tick(&mut self, now: f64) -> Vec<Event> {
+        let due: Vec<u64> = self
+            .awaiting
+            .iter()
+            .filter(|(_, t)| *t <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        self.awaiting.retain(|(_, t)| *t > now);
+        let mut out = Vec::new();
+        for id in due {
+            if let Some(e) = self.find(id) {
+                e.kind = "end";
+                out.push(e.clone());
+            }
+        }
+        out
+    }
+
+    /// A new motion may join the clip being written, which then ends later.
+    fn extend_waits(&mut self) {
+        if let Some(c) = self.clips {
+            let t = now() + c.wait + CLIP_GRACE;
+            for (_, d) in self.awaiting.iter_mut() {
+                *d = d.max(t);
+            }
         }
     }
 
@@ -193,12 +260,21 @@ impl Tracker {
                     verdict: "pending",
                     confirmed: false,
                     dismissed: false,
+                    origin: self.origin.clone(),
                 };
-                self.events
-                    .retain(|(_, e)| e.end_time.is_none() || e.verdict == "pending");
+                self.extend_waits();
                 // Forget old finished events beyond a few (clips of them may still come).
                 if self.events.len() > 32 {
-                    self.events.remove(0);
+                    let waiting: Vec<u64> = self.awaiting.iter().map(|(i, _)| *i).collect();
+                    if let Some(p) = self
+                        .events
+                        .iter()
+                        .position(|(i, e)| e.kind == "end" && !waiting.contains(i))
+                    {
+                        self.events.remove(p);
+                    } else {
+                        self.events.remove(0);
+                    }
                 }
                 self.events.push((id, e.clone()));
                 out.push(e);
@@ -208,6 +284,7 @@ impl Tracker {
                     e.end_time = Some(s.get::<f64>("wall-time").unwrap_or_else(|_| now()));
                     e.motion_score = e.motion_score.max(s.get::<f32>("score").unwrap_or(0.0));
                 }
+                self.extend_waits();
             }
             ("objectdetect", "confirmed") => {
                 if let Some(e) = self.find(id) {
@@ -223,9 +300,13 @@ impl Tracker {
                 }
             }
             ("objectdetect", "end") => {
+                let clips = self.clips;
                 if let Some(e) = self.find(id) {
-                    e.kind = "end";
                     let confirmed = s.get::<&str>("verdict") == Ok("confirmed");
+                    // motionclips keeps an event confirmed now or before, or every event
+                    // with record = "all".
+                    let clip = clips.filter(|c| c.all || confirmed || e.confirmed);
+                    e.kind = if clip.is_some() { "update" } else { "end" };
                     if confirmed {
                         e.label = s.get::<String>("label").unwrap_or_default();
                         e.group = s.get::<String>("group").unwrap_or_default();
@@ -238,6 +319,9 @@ impl Tracker {
                     e.dismissed = !confirmed;
                     e.end_time.get_or_insert_with(now);
                     out.push(e.clone());
+                    if let Some(c) = clip {
+                        self.awaiting.push((id, now() + c.wait + CLIP_GRACE));
+                    }
                 }
             }
             ("motionclips", "snapshot") => {
@@ -255,8 +339,11 @@ impl Tracker {
                     .unwrap_or_else(|_| vec![id]);
                 let path = s.get::<String>("location").ok();
                 for i in ids {
+                    // The clip is an event's last news: its `end`, once it is decided.
+                    let waiting = self.awaiting.iter().any(|(x, _)| *x == i);
+                    self.awaiting.retain(|(x, _)| *x != i);
                     if let Some(e) = self.find(i) {
-                        e.kind = "update";
+                        e.kind = if waiting { "end" } else { "update" };
                         e.has_clip = true;
                         e.clip = path.clone();
                         out.push(e.clone());

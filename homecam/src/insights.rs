@@ -182,6 +182,7 @@ mod tests {
             verdict: "pending",
             confirmed,
             dismissed: !confirmed,
+            origin: String::new(),
         }
     }
 

@@ -5,6 +5,11 @@
 //!                                      with a simulated camera)
 //! homecam check CONFIG [--timeout S]   validate (errors with line numbers) and probe every
 //!                                      camera; non-zero exit on any problem
+//! homecam passwd CONFIG [USER]         set a web app user's password (argon2 hash in the
+//!                                      users file); the password from the terminal, from
+//!                                      standard input, or from HOMECAM_WEB_PASSWORD
+//! homecam reindex CONFIG               rebuild the index from the journal and the files
+//!                                      on disk (with the daemon stopped)
 //! homecam default-config               print the built-in demo configuration
 //! homecam kafka-check [CONFIG]         what the Kafka topics hold: records per topic and
 //!                                      the newest record (no CONFIG: the demo's broker)
@@ -15,6 +20,7 @@ use homecam::alerts::Alerts;
 use homecam::config::Config;
 use homecam::daemon::{self, CameraRun, Record};
 use homecam::event::now;
+use homecam::index::{self, Index};
 use homecam::insights::Aggregator;
 use homecam::kafka::Topic;
 use std::collections::HashMap;
@@ -23,10 +29,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam default-config | homecam kafka-check [CONFIG]";
+const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam passwd CONFIG [USER] | homecam reindex CONFIG | homecam default-config | homecam kafka-check [CONFIG]";
 
-/// The demo: one simulated Tapo camera (a bouncing ball: motion, and nobody in it) with
-/// every job on, under ./homecam-demo. `{port}` and `{dir}` are filled in.
+/// opencv-doc's surveillance footage (people walking in a hall): the demo's scene when
+/// installed.
+const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
+
+/// The demo: one simulated Tapo camera with every job on, under ./homecam-demo, and the
+/// web app on loopback. `{port}`, `{dir}` and `{record}` are filled in.
 const DEMO: &str = r#"# homecam demo: the built-in simulated Tapo camera with every job.
 [general]
 status-interval = 10
@@ -35,22 +45,32 @@ data-dir = "{dir}"
 
 [[camera]]
 name = "demo"
-location = "Simulated garden"
+location = "Hallway"
 uri = "rtsp://admin@127.0.0.1:{port}/stream2"
 password-env = "HOMECAM_DEMO_PASSWORD"
 record = { segment = "10s", max-age = "1h", max-bytes = "200MB" }
-mjpeg = { port = 8090, bind = "127.0.0.1" }
-motion = { record = "all", pre-roll = 2, post-roll = 2 }
+motion = { record = "{record}", pre-roll = 2, post-roll = 2 }
+
+[web]
+listen = "127.0.0.1:8080"
 
 [insights]
 period = 30
 
 [[alert]]
-name = "any motion"
+name = "someone in the hallway"
+labels = ["person"]
 rate = 1
 window = 60
 cooldown = 300
 "#;
+
+fn demo_text(port: u16, dir: &str, people: bool) -> String {
+    DEMO.replace("{port}", &port.to_string())
+        .replace("{dir}", dir)
+        // With nobody in the scene (no footage installed), keep every event's clip.
+        .replace("{record}", if people { "confirmed" } else { "all" })
+}
 
 /// The demo's brokers, when `scripts/run` has started them: `HOMECAM_DEMO_MQTT` and
 /// `HOMECAM_DEMO_KAFKA` (`host:port`).
@@ -126,12 +146,130 @@ fn run(args: &[String]) -> Result<i32, String> {
         Some("run") => daemon_main(&args[1..]),
         Some("check") => check(&args[1..]),
         Some("kafka-check") => kafka_check(&args[1..]),
+        Some("passwd") => passwd(&args[1..]),
+        Some("reindex") => reindex(&args[1..]),
         Some("default-config") => {
-            print!("{DEMO}{}", demo_brokers());
+            print!(
+                "{}{}",
+                demo_text(8554, "./homecam-demo", std::path::Path::new(VTEST).exists()),
+                demo_brokers()
+            );
             Ok(0)
         }
         _ => Err(USAGE.into()),
     }
+}
+
+/// Reads a password: `HOMECAM_WEB_PASSWORD`, else twice from the terminal without echo,
+/// else a line of standard input.
+fn read_password(user: &str) -> Result<String, String> {
+    if let Ok(p) = std::env::var("HOMECAM_WEB_PASSWORD") {
+        return Ok(p);
+    }
+    if let Some(tty) = Tty::open() {
+        let a = tty.prompt(&format!("Password for {user}: "))?;
+        let b = tty.prompt("Again: ")?;
+        if a != b {
+            return Err("the passwords differ".into());
+        }
+        return Ok(a);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// The controlling terminal, for a prompt without echo.
+struct Tty(std::fs::File);
+
+impl Tty {
+    fn open() -> Option<Tty> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()
+            .map(Tty)
+    }
+
+    fn prompt(&self, text: &str) -> Result<String, String> {
+        use std::os::fd::AsRawFd;
+        let fd = self.0.as_raw_fd();
+        // SAFETY: termios calls on a descriptor we own; the old mode is restored.
+        let mut old: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(fd, &mut old) } != 0 {
+            return Err("cannot read the terminal".into());
+        }
+        let mut quiet = old;
+        quiet.c_lflag &= !libc::ECHO;
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        let _ = write!(&self.0, "{text}");
+        let mut line = String::new();
+        let r = std::io::BufRead::read_line(&mut std::io::BufReader::new(&self.0), &mut line);
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
+        let _ = writeln!(&self.0);
+        r.map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+fn passwd(args: &[String]) -> Result<i32, String> {
+    let path = args.first().ok_or(USAGE)?;
+    let user = args.get(1).map(String::as_str).unwrap_or("admin");
+    let cfg = load(path)?;
+    let file = match &cfg.web {
+        Some(w) => w.users_file(&cfg.general),
+        None => cfg.general.data_dir.join("web-users"),
+    };
+    let password = read_password(user)?;
+    homecam::web::auth::set_user(&file, user, &password)?;
+    println!("homecam: {user}'s password is set in {}", file.display());
+    Ok(0)
+}
+
+/// Holds DATA-DIR/index/lock while the daemon runs, so that a reindex cannot write the
+/// database under it.
+fn lock_index(cfg: &Config) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let dir = cfg.general.index_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "another homecam uses the index in {} (stop it first)",
+            dir.display()
+        ));
+    }
+    Ok(f)
+}
+
+fn reindex(args: &[String]) -> Result<i32, String> {
+    let path = args.first().ok_or(USAGE)?;
+    let cfg = load(path)?;
+    let _lock = lock_index(&cfg)?;
+    let db = index::db_path(&cfg);
+    let t0 = Instant::now();
+    let r = index::rebuild(&db, &index::Layout::of(&cfg))?;
+    println!(
+        "homecam: index rebuilt in {:.1} s: {} events, {} segments ({} found on disk, {} gone), {} clips without an event; {} journal lines, {} unreadable",
+        t0.elapsed().as_secs_f64(),
+        r.events,
+        r.segments,
+        r.segments_found,
+        r.segments_gone,
+        r.clips_found,
+        r.journal_lines,
+        r.bad_lines
+    );
+    Ok(0)
 }
 
 fn check(args: &[String]) -> Result<i32, String> {
@@ -269,41 +407,81 @@ fn probe(cam: &homecam::config::Camera, timeout: f64) -> Result<String, String> 
     result
 }
 
+/// The built-in demo: a simulated camera (people walking in a hallway when opencv-doc's
+/// footage is installed) and its configuration, with a demo login for the web app.
+fn demo_config() -> Result<(Config, tapo_sim::TapoSim, Option<String>), String> {
+    let people = std::path::Path::new(VTEST).exists();
+    let sim = tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
+        pattern: if people {
+            format!("file={VTEST} seconds=20 hold=12")
+        } else {
+            "pattern=ball motion=wavy background-color=0xff405030".into()
+        },
+        main_size: (640, 480),
+        sub_size: (640, 480),
+        fps: 10,
+        ..Default::default()
+    })?;
+    std::env::set_var(
+        "HOMECAM_DEMO_PASSWORD",
+        tapo_sim::TapoConfig::default().password,
+    );
+    let dir = std::env::current_dir()
+        .map_err(|e| e.to_string())?
+        .join("homecam-demo");
+    let mut text = demo_text(sim.port(), &dir.to_string_lossy(), people);
+    // Port 8080 taken: any free one.
+    if std::net::TcpListener::bind("127.0.0.1:8080").is_err() {
+        text = text.replace("127.0.0.1:8080", "127.0.0.1:0");
+    }
+    text.push_str(&demo_brokers());
+    println!(
+        "homecam: no configuration given: the demo with a simulated camera on port {} (homecam default-config shows it){}",
+        sim.port(),
+        if people {
+            ", showing people walking in a hallway (opencv-doc's vtest.avi)"
+        } else {
+            "; install opencv-doc for a scene with people"
+        }
+    );
+    let cfg = Config::parse(&text).map_err(|e| format!("demo config: {e:?}"))?;
+    // A fresh demo login each run, printed below with the app's address.
+    let mut raw = [0u8; 6];
+    getrandom::fill(&mut raw).map_err(|e| e.to_string())?;
+    let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(w) = &cfg.web {
+        homecam::web::auth::set_user(&w.users_file(&cfg.general), "demo", &password)?;
+    }
+    Ok((cfg, sim, Some(password)))
+}
+
 fn daemon_main(args: &[String]) -> Result<i32, String> {
     let seconds = flag(args, "--seconds")?;
     daemon::init()?;
     let mut _sim = None;
+    let mut demo_password = None;
     let cfg = match positional(args) {
         Some(path) => load(path)?,
         None => {
-            let sim = tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
-                pattern: "pattern=ball motion=wavy background-color=0xff405030".into(),
-                ..Default::default()
-            })?;
-            std::env::set_var(
-                "HOMECAM_DEMO_PASSWORD",
-                tapo_sim::TapoConfig::default().password,
-            );
-            let dir = std::env::current_dir()
-                .map_err(|e| e.to_string())?
-                .join("homecam-demo");
-            let mut text = DEMO
-                .replace("{port}", &sim.port().to_string())
-                .replace("{dir}", &dir.to_string_lossy());
-            text.push_str(&demo_brokers());
-            println!(
-                "homecam: no configuration given: the demo with a simulated camera on port {} (homecam default-config shows it)",
-                sim.port()
-            );
+            let (cfg, sim, pw) = demo_config()?;
             _sim = Some(sim);
-            Config::parse(&text).map_err(|e| format!("demo config: {e:?}"))?
+            demo_password = pw;
+            cfg
         }
     };
+    let _lock = lock_index(&cfg)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
+    let (log_tx, log_rx) = mpsc::channel::<String>();
+    let index = {
+        let l = log_tx.clone();
+        Index::open(&index::db_path(&cfg), index::Layout::of(&cfg), move |m| {
+            let _ = l.send(m);
+        })?
+    };
     let (tx, rx) = mpsc::channel();
     let mut cams: Vec<CameraRun> = Vec::new();
     for cam in &cfg.cameras {
@@ -311,7 +489,7 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         println!(
             "homecam: {}: {} (files under {})",
             cam.name(),
-            jobs(cam),
+            jobs(cam, cfg.web.is_some()),
             daemon::data_dir(&cfg, cam).display()
         );
         cams.push(run);
@@ -322,7 +500,6 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
             .map_err(|e| format!("{}: cannot start: {e}", c.name))?;
     }
     let cams = Arc::new(cams);
-    let (log_tx, log_rx) = mpsc::channel();
     let kafka = match &cfg.kafka {
         Some(k) => Some(homecam::kafka::Kafka::start(
             k,
@@ -346,6 +523,51 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         Some(m) => Some(homecam::mqtt::Mqtt::connect(m)?),
         None => None,
     };
+    // The web app, on its own small runtime.
+    let web = match &cfg.web {
+        Some(w) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("web")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("web: {e}"))?;
+            let auth = w.auth_required().then(|| {
+                homecam::web::auth::Auth::new(
+                    w.users_file(&cfg.general),
+                    Duration::from_secs(w.session_secs()),
+                )
+            });
+            if let Some(a) = &auth {
+                if a.user_count() == 0 {
+                    println!(
+                        "homecam: web: no user can log in yet: run homecam passwd CONFIG USER (users file {})",
+                        a.users_file().display()
+                    );
+                }
+            }
+            let hubs = cams
+                .iter()
+                .filter_map(|c| c.hub.clone().map(|h| (c.name.clone(), h)))
+                .collect();
+            let state = homecam::web::State::new(
+                index.clone(),
+                Arc::new(daemon::Pipelines(cams.clone())),
+                hubs,
+                auth,
+                w.public_url.starts_with("https://"),
+            );
+            let addr = homecam::web::start(&rt, w.listen.get_ref(), state.clone())?;
+            match &demo_password {
+                Some(pw) => {
+                    println!("homecam: web app at http://{addr}/ (log in as demo, password {pw})")
+                }
+                None => println!("homecam: web app at http://{addr}/"),
+            }
+            Some((rt, state))
+        }
+        None => None,
+    };
     let names: Vec<(String, String)> = cams
         .iter()
         .map(|c| (c.name.clone(), c.location.clone()))
@@ -358,6 +580,8 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         alerts: Alerts::new(&cfg.alerts),
         sender: homecam::alerts::Sender::start(cfg.smtp.clone(), log_tx),
         rules: cfg.alerts.clone(),
+        index: index.clone(),
+        web: web.as_ref().map(|(_, s)| s.clone()),
     };
     let started = Instant::now();
     let interval = Duration::from_secs(cfg.general.status_interval.max(1));
@@ -375,11 +599,14 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         if let Some(i) = out.insights.tick(now()) {
             out.insight(&i);
         }
+        for c in cams.iter() {
+            c.tick(now());
+        }
         if !announced {
             for c in cams.iter() {
                 if let Some(p) = c.mjpeg_port().filter(|p| *p != 0) {
                     announced = true;
-                    println!("homecam: {}: watch at http://127.0.0.1:{p}/", c.name);
+                    println!("homecam: {}: MJPEG at http://127.0.0.1:{p}/", c.name);
                 }
             }
         }
@@ -395,17 +622,30 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         }
         let _ = std::io::stdout().flush();
     }
+    // Stopping: every camera at once, each recording and clip finished, all within
+    // about a second.
+    let stop_started = Instant::now();
     println!("homecam: stopping");
     for c in cams.iter() {
-        // EOS first so that recordings and clips are closed properly.
-        c.pipeline.send_event(gst::event::Eos::new());
+        c.send_eos();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut unfinished = Vec::new();
+    for c in cams.iter() {
+        if !c.wait_eos(deadline.saturating_duration_since(Instant::now())) {
+            unfinished.push(c.name.clone());
+        }
     }
     for c in cams.iter() {
-        let _ = c.pipeline.bus().map(|b| {
-            b.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos])
-        });
         let _ = c.pipeline.set_state(gst::State::Null);
+        c.tick(f64::INFINITY);
         println!("homecam: {}", c.status_line());
+    }
+    if !unfinished.is_empty() {
+        println!(
+            "homecam: {}: the end of stream did not get through in time; their last files may miss up to a second",
+            unfinished.join(", ")
+        );
     }
     while let Ok(r) = rx.try_recv() {
         out.handle(r);
@@ -414,25 +654,35 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     let t = now();
     let i = out.insights.flush(t, t);
     out.insight(&i);
+    if let Some((rt, _)) = web {
+        rt.shutdown_timeout(Duration::from_millis(300));
+    }
+    index.flush(Duration::from_secs(2));
     // Alerts still being delivered get a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline && !out.sender.idle() {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     while let Ok(l) = log_rx.try_recv() {
         println!("homecam: {l}");
     }
+    // What the brokers have not acknowledged stays in the spool (Kafka) for the next
+    // start; MQTT gets a moment for its queue.
     if let Some(m) = out.mqtt.take() {
-        m.close(Duration::from_secs(3));
+        m.close(Duration::from_millis(700));
     }
     if let Some(k) = out.kafka.take() {
         let stats = k.stats.clone();
-        k.close(Duration::from_secs(5));
+        k.close(Duration::from_millis(700));
         while let Ok(l) = log_rx.try_recv() {
             println!("homecam: {l}");
         }
         println!("homecam: {}", kafka_line(&stats));
     }
+    println!(
+        "homecam: stopped in {:.2} s",
+        stop_started.elapsed().as_secs_f64()
+    );
     let _ = metrics;
     Ok(0)
 }
@@ -447,6 +697,18 @@ struct Outputs {
     alerts: Alerts,
     sender: homecam::alerts::Sender,
     rules: Vec<homecam::config::AlertRule>,
+    index: Arc<Index>,
+    web: Option<Arc<homecam::web::State>>,
+}
+
+/// An event as the web pages get it: without file paths (the API links to the files).
+fn web_event(e: &homecam::event::Event) -> String {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("clip");
+        o.remove("snapshot");
+    }
+    v.to_string()
 }
 
 impl Outputs {
@@ -455,6 +717,12 @@ impl Outputs {
             Record::Event(e) => {
                 let json = serde_json::to_string(&e).unwrap_or_default();
                 println!("event {json}");
+                if let Ok(v) = serde_json::to_value(&e) {
+                    self.index.record(index::Record::Event { v });
+                }
+                if let Some(w) = &self.web {
+                    w.push("event", web_event(&e));
+                }
                 if let Some(k) = &self.kafka {
                     k.send(Topic::Events, &e.camera, json.into_bytes());
                 }
@@ -479,12 +747,36 @@ impl Outputs {
             Record::Status(s) => {
                 let json = serde_json::to_string(&s).unwrap_or_default();
                 println!("status {json}");
+                if let Ok(v) = serde_json::to_value(&s) {
+                    self.index.record(index::Record::Status { v });
+                }
+                if let Some(w) = &self.web {
+                    w.push("status", json.clone());
+                }
                 if let Some(k) = &self.kafka {
                     k.send(Topic::Status, &s.camera, json.into_bytes());
                 }
                 if let Some(m) = &self.mqtt {
                     m.status(&s);
                 }
+            }
+            Record::Segment {
+                camera,
+                path,
+                start,
+                duration,
+                bytes,
+                frames,
+            } => self.index.send(index::Op::SegmentClosed {
+                camera,
+                path,
+                start,
+                duration,
+                bytes,
+                frames,
+            }),
+            Record::SegmentDeleted(path) => {
+                self.index.record(index::Record::SegmentDeleted { path })
             }
             Record::Log(l) => println!("homecam: {l}"),
         }
@@ -502,6 +794,12 @@ impl Outputs {
     fn insight(&self, i: &homecam::insights::Insight) {
         let json = serde_json::to_string(i).unwrap_or_default();
         println!("insight {json}");
+        if let Ok(v) = serde_json::to_value(i) {
+            self.index.record(index::Record::Insight { v });
+        }
+        if let Some(w) = &self.web {
+            w.push("insight", json.clone());
+        }
         if let Some(k) = &self.kafka {
             k.send(Topic::Insights, "insights", json.into_bytes());
         }
@@ -532,13 +830,17 @@ fn kafka_line(k: &homecam::kafka::KafkaStats) -> String {
     )
 }
 
-fn jobs(cam: &homecam::config::Camera) -> String {
+fn jobs(cam: &homecam::config::Camera, web: bool) -> String {
     let mut j = Vec::new();
     if cam.record.as_ref().is_some_and(|r| r.enabled) {
         j.push("ring recording");
     }
-    if cam.mjpeg.as_ref().is_some_and(|m| m.enabled) {
-        j.push("browser MJPEG");
+    if cam.live_view(web) {
+        j.push(if cam.mjpeg.as_ref().is_some_and(|m| m.port.is_some()) {
+            "live view (web app and MJPEG port)"
+        } else {
+            "live view (web app)"
+        });
     }
     if let Some(m) = cam.motion.as_ref().filter(|m| m.enabled) {
         j.push(if m.clips {

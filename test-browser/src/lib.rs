@@ -49,6 +49,27 @@ impl Shot {
             .count()
     }
 
+    /// The part of the screenshot inside a CSS-pixel rectangle (`getBoundingClientRect`),
+    /// scaled by the device pixel ratio `dpr`.
+    pub fn region(&self, x: f64, y: f64, w: f64, h: f64, dpr: f64) -> Shot {
+        let x0 = ((x * dpr) as u32).min(self.width);
+        let y0 = ((y * dpr) as u32).min(self.height);
+        let x1 = (((x + w) * dpr) as u32).min(self.width);
+        let y1 = (((y + h) * dpr) as u32).min(self.height);
+        let mut rgb = Vec::with_capacity(((x1 - x0) * (y1 - y0) * 3) as usize);
+        for row in y0..y1 {
+            let a = ((row * self.width + x0) * 3) as usize;
+            let b = ((row * self.width + x1) * 3) as usize;
+            rgb.extend_from_slice(&self.rgb[a..b]);
+        }
+        Shot {
+            width: x1 - x0,
+            height: y1 - y0,
+            rgb,
+            png: Vec::new(),
+        }
+    }
+
     pub fn pixels(&self) -> usize {
         self.rgb.len() / 3
     }
