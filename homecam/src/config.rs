@@ -251,6 +251,9 @@ pub struct KafkaConfig {
     pub insights_topic: String,
     #[serde(default = "default_client_id")]
     pub client_id: String,
+    /// The consumer group `homecam dashboard` reads the topics as.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
     /// Create the topics when they are missing.
     #[serde(default = "yes")]
     pub create_topics: bool,
@@ -284,6 +287,9 @@ fn default_status_topic() -> String {
 }
 fn default_insights_topic() -> String {
     "security_insights".into()
+}
+fn default_group_id() -> String {
+    "homecam-dashboard".into()
 }
 fn default_partitions() -> i32 {
     3
@@ -587,12 +593,6 @@ impl Config {
         let at = |span: std::ops::Range<usize>| (span.end > 0).then(|| line_of(text, span.start));
         let mut names = HashSet::new();
         let mut ports = HashSet::new();
-        if cfg.cameras.is_empty() {
-            errors.push(ConfigError {
-                line: None,
-                message: "no [[camera]]".into(),
-            });
-        }
         for cam in &cfg.cameras {
             let name = cam.name.get_ref();
             if name.is_empty()
@@ -827,6 +827,14 @@ impl Config {
         }
     }
 
+    /// The cameras a daemon runs: at least one.
+    pub fn require_cameras(&self) -> Result<(), String> {
+        if self.cameras.is_empty() {
+            return Err("the configuration has no [[camera]]".into());
+        }
+        Ok(())
+    }
+
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             vec![ConfigError {
@@ -904,7 +912,7 @@ impl Camera {
     /// or the web app's live wall).
     pub fn live_view(&self, web: bool) -> bool {
         match &self.mjpeg {
-            Some(m) => m.enabled,
+            Some(m) => m.enabled && (web || m.port.is_some()),
             None => web,
         }
     }

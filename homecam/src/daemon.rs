@@ -59,6 +59,8 @@ pub struct CameraRun {
     pub hub: Option<Arc<Hub>>,
     pub counters: Arc<Mutex<Counters>>,
     pub tracker: Arc<Mutex<Tracker>>,
+    /// `[web] public-url`.
+    pub origin: String,
     tx: mpsc::Sender<Record>,
 }
 
@@ -331,6 +333,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         tracker.clone(),
     );
     let tx_run = tx.clone();
+    let origin2 = origin.to_string();
     pipeline
         .bus()
         .ok_or("no bus")?
@@ -348,9 +351,9 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
                         _ => None,
                     };
                     if let Some((status, reason)) = status {
-                        let _ = tx.send(Record::Status(Box::new(Status::new(
-                            &n, &loc, status, reason,
-                        ))));
+                        let _ = tx.send(Record::Status(Box::new(
+                            Status::new(&n, &loc, status, reason).with_origin(&origin2),
+                        )));
                     }
                     match s.name().as_str() {
                         "ringrecorder-segment" => {
@@ -415,6 +418,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         hub,
         counters,
         tracker,
+        origin: origin.to_string(),
         tx: tx_run,
     })
 }
@@ -531,7 +535,8 @@ impl CameraRun {
             .ok()
             .filter(|_| state != "online")
             .unwrap_or_default();
-        let mut r = Status::new(&self.name, &self.location, state, reason);
+        let mut r =
+            Status::new(&self.name, &self.location, state, reason).with_origin(&self.origin);
         r.event_type = "status_update";
         r.stats = Some(StatusStats {
             fps: s.get::<f64>("fps").unwrap_or(0.0),

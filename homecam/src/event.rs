@@ -67,6 +67,8 @@ pub struct Status {
     /// Counters, in `status_update` records only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<StatusStats>,
+    /// The daemon's `[web] public-url`, empty when unset.
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -101,7 +103,13 @@ impl Status {
             time,
             timestamp: iso8601(time),
             stats: None,
+            origin: String::new(),
         }
+    }
+
+    pub fn with_origin(mut self, origin: &str) -> Status {
+        self.origin = origin.into();
+        self
     }
 }
 

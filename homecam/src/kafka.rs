@@ -136,7 +136,7 @@ impl ProducerContext for Ctx {
 
 /// The librdkafka settings shared by the producer and the admin client. The password is
 /// only ever in this configuration, never in a message.
-fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, String> {
+pub(crate) fn client_config(cfg: &KafkaConfig) -> Result<ClientConfig, String> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers)
         .set("client.id", &cfg.client_id)

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod event;
 pub mod index;
 pub mod insights;

@@ -10,6 +10,8 @@
 //!                                      standard input, or from HOMECAM_WEB_PASSWORD
 //! homecam reindex CONFIG               rebuild the index from the journal and the files
 //!                                      on disk (with the daemon stopped)
+//! homecam dashboard CONFIG             the web app for several daemons, from their Kafka
+//!                                      topics ([kafka], [web]; no cameras needed)
 //! homecam default-config               print the built-in demo configuration
 //! homecam kafka-check [CONFIG]         what the Kafka topics hold: records per topic and
 //!                                      the newest record (no CONFIG: the demo's broker)
@@ -29,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam passwd CONFIG [USER] | homecam reindex CONFIG | homecam default-config | homecam kafka-check [CONFIG]";
+const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam passwd CONFIG [USER] | homecam reindex CONFIG | homecam dashboard CONFIG [--seconds N] | homecam default-config | homecam kafka-check [CONFIG]";
 
 /// opencv-doc's surveillance footage (people walking in a hall): the demo's scene when
 /// installed.
@@ -147,6 +149,7 @@ fn run(args: &[String]) -> Result<i32, String> {
         Some("check") => check(&args[1..]),
         Some("kafka-check") => kafka_check(&args[1..]),
         Some("passwd") => passwd(&args[1..]),
+        Some("dashboard") => dashboard(&args[1..]),
         Some("reindex") => reindex(&args[1..]),
         Some("default-config") => {
             print!(
@@ -284,6 +287,10 @@ fn check(args: &[String]) -> Result<i32, String> {
             return Ok(1);
         }
     };
+    if let Err(e) = cfg.require_cameras() {
+        println!("{path}: {e}");
+        return Ok(1);
+    }
     println!(
         "{path}: {} camera(s), configuration valid",
         cfg.cameras.len()
@@ -469,6 +476,7 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
             cfg
         }
     };
+    cfg.require_cameras()?;
     let _lock = lock_index(&cfg)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
@@ -526,38 +534,17 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     // The web app, on its own small runtime.
     let web = match &cfg.web {
         Some(w) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("web")
-                .enable_all()
-                .build()
-                .map_err(|e| format!("web: {e}"))?;
-            let auth = w.auth_required().then(|| {
-                homecam::web::auth::Auth::new(
-                    w.users_file(&cfg.general),
-                    Duration::from_secs(w.session_secs()),
-                )
-            });
-            if let Some(a) = &auth {
-                if a.user_count() == 0 {
-                    println!(
-                        "homecam: web: no user can log in yet: run homecam passwd CONFIG USER (users file {})",
-                        a.users_file().display()
-                    );
-                }
-            }
             let hubs = cams
                 .iter()
                 .filter_map(|c| c.hub.clone().map(|h| (c.name.clone(), h)))
                 .collect();
-            let state = homecam::web::State::new(
+            let (rt, state, addr) = start_web(
+                &cfg,
+                w,
                 index.clone(),
                 Arc::new(daemon::Pipelines(cams.clone())),
                 hubs,
-                auth,
-                w.public_url.starts_with("https://"),
-            );
-            let addr = homecam::web::start(&rt, w.listen.get_ref(), state.clone())?;
+            )?;
             match &demo_password {
                 Some(pw) => {
                     println!("homecam: web app at http://{addr}/ (log in as demo, password {pw})")
@@ -684,6 +671,128 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         stop_started.elapsed().as_secs_f64()
     );
     let _ = metrics;
+    Ok(0)
+}
+
+/// Starts the web app of `w` on a runtime of its own: the runtime, the app's state (to push
+/// news to the pages) and the address it listens on.
+fn start_web(
+    cfg: &Config,
+    w: &homecam::config::Web,
+    index: Arc<Index>,
+    cameras: Arc<dyn homecam::web::Cameras>,
+    hubs: HashMap<String, Arc<gstmjpeghttp::server::Hub>>,
+) -> Result<
+    (
+        tokio::runtime::Runtime,
+        Arc<homecam::web::State>,
+        std::net::SocketAddr,
+    ),
+    String,
+> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("web")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("web: {e}"))?;
+    let auth = w.auth_required().then(|| {
+        homecam::web::auth::Auth::new(
+            w.users_file(&cfg.general),
+            Duration::from_secs(w.session_secs()),
+        )
+    });
+    if let Some(a) = &auth {
+        if a.user_count() == 0 {
+            println!(
+                "homecam: web: no user can log in yet: run homecam passwd CONFIG USER (users file {})",
+                a.users_file().display()
+            );
+        }
+    }
+    let state = homecam::web::State::new(
+        index,
+        cameras,
+        hubs,
+        auth,
+        w.public_url.starts_with("https://"),
+    );
+    let addr = homecam::web::start(&rt, w.listen.get_ref(), state.clone())?;
+    Ok((rt, state, addr))
+}
+
+/// `homecam dashboard CONFIG`: the web app over the Kafka topics of several daemons.
+fn dashboard(args: &[String]) -> Result<i32, String> {
+    let seconds = flag(args, "--seconds")?;
+    let path = positional(args).ok_or(USAGE)?;
+    let cfg = load(path)?;
+    homecam::dashboard::check(&cfg)?;
+    let (Some(k), Some(w)) = (&cfg.kafka, &cfg.web) else {
+        return Err(USAGE.into());
+    };
+    let _lock = lock_index(&cfg)?;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let (log_tx, log_rx) = mpsc::channel::<String>();
+    let logger = |tx: &mpsc::Sender<String>| {
+        let tx = tx.clone();
+        move |m: String| {
+            let _ = tx.send(m);
+        }
+    };
+    let index = Index::open(
+        &index::db_path(&cfg),
+        index::Layout::of(&cfg),
+        logger(&log_tx),
+    )?;
+    let heard = Arc::new(homecam::dashboard::Heard::default());
+    let (rt, state, addr) = start_web(&cfg, w, index.clone(), heard.clone(), HashMap::new())?;
+    println!(
+        "homecam: dashboard at http://{addr}/, reading {}, {} and {} from {} as group {}",
+        k.events_topic, k.status_topic, k.insights_topic, k.brokers, k.group_id
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = state.clone();
+    let consumer = homecam::dashboard::start(
+        k,
+        index.clone(),
+        heard.clone(),
+        move |kind, json| s2.push(kind, json),
+        stop.clone(),
+        logger(&log_tx),
+    )?;
+    let started = Instant::now();
+    let interval = Duration::from_secs(cfg.general.status_interval.max(1));
+    let mut next_status = Instant::now() + interval;
+    while !STOP.load(Ordering::SeqCst)
+        && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+        while let Ok(l) = log_rx.try_recv() {
+            println!("homecam: {l}");
+        }
+        if Instant::now() >= next_status {
+            next_status += interval;
+            println!(
+                "homecam: dashboard: {} records ({} unreadable), {} cameras",
+                heard.records.load(Ordering::Relaxed),
+                heard.bad.load(Ordering::Relaxed),
+                homecam::web::Cameras::names(heard.as_ref()).len()
+            );
+        }
+        let _ = std::io::stdout().flush();
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = consumer.join();
+    rt.shutdown_timeout(Duration::from_millis(300));
+    index.flush(Duration::from_secs(2));
+    while let Ok(l) = log_rx.try_recv() {
+        println!("homecam: {l}");
+    }
+    println!("homecam: dashboard stopped");
     Ok(0)
 }
 

@@ -89,8 +89,14 @@ function renderWall() {
   for (const c of state.cameras) {
     let card = wall.querySelector(`[data-camera="${CSS.escape(c.name)}"]`);
     if (!card) {
+      // A dashboard has no live view of its own: it links to the daemon with the camera.
+      const picture = c.live
+        ? el("img", { alt: c.name, src: c.live.mjpeg })
+        : el("div", { class: "nolive" }, c.origin
+          ? el("a", { href: `${c.origin.replace(/\/$/, "")}/#live`, target: "_blank", rel: "noopener", text: "live view on its daemon" })
+          : el("span", { text: "no live view here" }));
       card = el("div", { class: "cam", "data-camera": c.name },
-        el("img", { alt: c.name, src: c.live ? c.live.mjpeg : "" }),
+        picture,
         el("div", { class: "bar" },
           el("span", { class: "name", text: c.location ? `${c.name} · ${c.location}` : c.name }),
           el("span", { class: "fps" }),

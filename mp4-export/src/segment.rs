@@ -830,7 +830,28 @@ pub(crate) mod tests {
                 let i = (x as usize) % d.len();
                 d[i] = (x >> 32) as u8;
             }
-            let _ = parse(d.as_slice()).map(|s| s.timeline(1.0));
+            if let Ok(seg) = parse(d.as_slice()) {
+                let _ = seg.timeline(1.0);
+                let inputs = [crate::Input {
+                    start: 0.0,
+                    segment: &seg,
+                    file: 0,
+                }];
+                if let Ok(e) = crate::build(&inputs, 0.0, 1e6, 1.0) {
+                    let total: u64 = e
+                        .pieces(0, e.size)
+                        .iter()
+                        .map(|p| match p {
+                            crate::Piece::Header { len, .. } => *len,
+                            crate::Piece::File { offset, len, .. } => {
+                                assert!(offset + len <= d.len() as u64);
+                                *len
+                            }
+                        })
+                        .sum();
+                    assert_eq!(total, e.size);
+                }
+            }
         }
     }
 }

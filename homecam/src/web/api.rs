@@ -158,19 +158,22 @@ async fn read<T: Send + 'static>(
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, format!("index: {e}")))
 }
 
-/// An event as the API shows it: the event JSON, with links instead of file paths.
-pub fn event_json(e: &EventRow) -> Value {
+/// An event as the API shows it: the event JSON, with links instead of file paths. `local`:
+/// files without an origin are here (a daemon), or nowhere to be had (a dashboard).
+pub fn event_json(e: &EventRow, local: bool) -> Value {
     let mut v = e.v.clone();
-    let base = if e.origin.is_empty() {
+    // A daemon's own events link here; a dashboard's to the daemon that made them.
+    let base = if local {
         String::new()
     } else {
         e.origin.trim_end_matches('/').to_string()
     };
+    let reachable = local || !e.origin.is_empty();
     let id = urlencode(&e.id);
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "clip_url".into(),
-            if e.has_clip {
+            if e.has_clip && reachable {
                 json!(format!("{base}/api/events/{id}/clip.mp4"))
             } else {
                 Value::Null
@@ -178,7 +181,7 @@ pub fn event_json(e: &EventRow) -> Value {
         );
         o.insert(
             "snapshot_url".into(),
-            if e.has_snapshot {
+            if e.has_snapshot && reachable {
                 json!(format!("{base}/api/events/{id}/snapshot.jpg"))
             } else {
                 Value::Null
@@ -410,7 +413,8 @@ pub async fn events(AxState(st): AxState<Arc<State>>, Query(q): Q) -> ApiResult 
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| format!("{:?}_{}", r.start_time, r.id)))
         .flatten();
-    let events: Vec<Value> = rows.iter().map(event_json).collect();
+    let local = st.cameras.has_recordings();
+    let events: Vec<Value> = rows.iter().map(|e| event_json(e, local)).collect();
     Ok(Json(json!({ "events": events, "next": next })).into_response())
 }
 
@@ -419,7 +423,7 @@ pub async fn event(AxState(st): AxState<Arc<State>>, Path(id): Path<String>) -> 
         return Err(err(StatusCode::NOT_FOUND, "no such event"));
     }
     match read(&st, move |c| index::event(c, &id)).await? {
-        Some(e) => Ok(Json(event_json(&e)).into_response()),
+        Some(e) => Ok(Json(event_json(&e, st.cameras.has_recordings())).into_response()),
         None => Err(err(StatusCode::NOT_FOUND, "no such event")),
     }
 }
@@ -450,8 +454,8 @@ pub async fn event_file(
     let Some(row) = row else {
         return Err(err(StatusCode::NOT_FOUND, "no such event"));
     };
-    if !row.origin.is_empty() {
-        // An event of another daemon (the dashboard): its clip is there.
+    if !st.cameras.has_recordings() && !row.origin.is_empty() {
+        // A dashboard: the clip is on the daemon that made the event.
         let url = format!(
             "{}/api/events/{}/{file}",
             row.origin.trim_end_matches('/'),
@@ -463,10 +467,10 @@ pub async fn event_file(
         }
         return Ok(r);
     }
-    let Some(path) = path else {
+    let Some(path) = path.filter(|_| st.cameras.has_recordings()) else {
         return Err(err(
             StatusCode::NOT_FOUND,
-            format!("this event has no {what}"),
+            format!("this event has no {what} here"),
         ));
     };
     let opened = tokio::task::spawn_blocking(move || FileSource::open(std::path::Path::new(&path)))
