@@ -120,15 +120,22 @@ pub struct Segment {
 pub fn start_of(camera: &str, file_name: &str) -> Option<u64> {
     let rest = file_name.strip_prefix(camera)?.strip_prefix('-')?;
     let ts = rest.get(..16)?;
-    let b = ts.as_bytes();
-    if b[8] != b'T' || b[15] != b'Z' {
+    if ts.as_bytes()[15] != b'Z' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<u32>().ok();
     let after = &rest[16..];
     if !(after.starts_with('.') || after.starts_with('-')) {
         return None;
     }
+    parse_compact_time(&ts[..15], b'T')
+}
+
+/// `YYYYMMDD?HHMMSS` (UTC, `sep` between date and time) as Unix seconds.
+pub fn parse_compact_time(s: &str, sep: u8) -> Option<u64> {
+    if s.len() != 15 || s.as_bytes()[8] != sep {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
     Some(unix_of(
         num(0..4)? as i64,
         num(4..6)?,

@@ -86,6 +86,20 @@ fn get(s: &mut BufReader<TcpStream>, path: &str) -> (u16, Vec<u8>) {
     (status, body)
 }
 
+/// The web app over `index` (no login), on a runtime of its own: the runtime and port.
+fn serve(index: Arc<Index>) -> (tokio::runtime::Runtime, u16) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = homecam::web::State::new(index, Arc::new(Cams), Default::default(), None, false);
+    let port = homecam::web::start(&rt, "127.0.0.1:0", state)
+        .unwrap()
+        .port();
+    (rt, port)
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -160,21 +174,7 @@ fn api_latency(dir: &Path) {
         "  (100,000 events and 1,440 segments indexed in {:.1} s through the writer)",
         t0.elapsed().as_secs_f64()
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let state = homecam::web::State::new(
-        index.clone(),
-        Arc::new(Cams),
-        Default::default(),
-        None,
-        false,
-    );
-    let port = homecam::web::start(&rt, "127.0.0.1:0", state)
-        .unwrap()
-        .port();
+    let (rt, port) = serve(index.clone());
     latency(port, "events, first page (50)", "/api/events", 300);
     latency(
         port,
@@ -281,21 +281,7 @@ fn export_throughput(dir: &Path) {
         total as f64 / 1e6,
         end - start
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let state = homecam::web::State::new(
-        index.clone(),
-        Arc::new(Cams),
-        Default::default(),
-        None,
-        false,
-    );
-    let port = homecam::web::start(&rt, "127.0.0.1:0", state)
-        .unwrap()
-        .port();
+    let (rt, port) = serve(index.clone());
     let path = format!("/api/export.mp4?camera=cam0&start={start}&end={end}");
     let mut http = Vec::new();
     let mut cat = Vec::new();

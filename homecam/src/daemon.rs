@@ -25,14 +25,7 @@ pub enum Record {
     Event(Box<Event>),
     Status(Box<Status>),
     /// ringrecorder closed a segment.
-    Segment {
-        camera: String,
-        path: String,
-        start: f64,
-        duration: f64,
-        bytes: u64,
-        frames: u64,
-    },
+    Segment(crate::index::ClosedSegment),
     /// ringrecorder's retention deleted a segment.
     SegmentDeleted(String),
     /// A line for the log.
@@ -357,7 +350,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
                     }
                     match s.name().as_str() {
                         "ringrecorder-segment" => {
-                            let _ = tx.send(Record::Segment {
+                            let _ = tx.send(Record::Segment(crate::index::ClosedSegment {
                                 camera: n.clone(),
                                 path: s.get::<String>("path").unwrap_or_default(),
                                 start: s
@@ -367,7 +360,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
                                 duration: s.get::<f64>("duration").unwrap_or(0.0),
                                 bytes: s.get::<u64>("bytes").unwrap_or(0),
                                 frames: s.get::<u64>("frames").unwrap_or(0),
-                            });
+                            }));
                         }
                         "ringrecorder-deleted" => {
                             if let Ok(p) = s.get::<String>("path") {

@@ -121,18 +121,24 @@ pub enum Record {
     },
 }
 
+/// A segment ringrecorder closed (its `ringrecorder-segment` message).
+#[derive(Clone, Debug)]
+pub struct ClosedSegment {
+    pub camera: String,
+    pub path: String,
+    /// Unix seconds of its first frame.
+    pub start: f64,
+    /// Seconds, from its timestamps.
+    pub duration: f64,
+    pub bytes: u64,
+    pub frames: u64,
+}
+
 /// What the index is told.
 pub enum Op {
     Record(Record),
-    /// A segment ringrecorder closed: the writer reads its timeline from the file.
-    SegmentClosed {
-        camera: String,
-        path: String,
-        start: f64,
-        duration: f64,
-        bytes: u64,
-        frames: u64,
-    },
+    /// The writer reads the segment's timeline from the file.
+    SegmentClosed(ClosedSegment),
     /// Answered once everything before it is in the database.
     Flush(mpsc::Sender<()>),
 }
@@ -143,7 +149,6 @@ pub struct Index {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     pub dropped: Arc<std::sync::atomic::AtomicU64>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// What to keep, per camera: ring folder, clips folder, clip limits.
@@ -572,19 +577,8 @@ fn reconcile(
 fn orphan_event(camera: &str, clip: &Path) -> Option<Value> {
     let stem = clip.file_stem()?.to_string_lossy().into_owned();
     let rest = stem.strip_prefix(camera)?.strip_prefix('-')?;
-    let b = rest.as_bytes();
-    if b.len() < 15 || b[8] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| rest.get(r)?.parse::<u32>().ok();
-    let t = gstringrec::store::unix_of(
-        num(0..4)? as i64,
-        num(4..6)?,
-        num(6..8)?,
-        num(9..11)?,
-        num(11..13)?,
-        num(13..15)?,
-    ) as f64;
+    // motionclips' names: the date and time with a '-' between them.
+    let t = gstringrec::store::parse_compact_time(rest.get(..15)?, b'-')? as f64;
     let snapshot = clip.with_extension("jpg");
     let has_snapshot = snapshot.exists();
     Some(serde_json::json!({
@@ -718,7 +712,8 @@ impl Index {
         }
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let handle = std::thread::Builder::new()
+        // The writer ends when the index (its channel's sender) is dropped.
+        std::thread::Builder::new()
             .name("index-writer".into())
             .spawn(move || writer(conn, rx, layout, log))
             .map_err(|e| e.to_string())?;
@@ -727,7 +722,6 @@ impl Index {
             path: db.to_path_buf(),
             readers: Mutex::new(readers),
             dropped,
-            writer: Mutex::new(Some(handle)),
         }))
     }
 
@@ -769,16 +763,6 @@ impl Index {
             pool.push(conn);
         }
         r
-    }
-
-    /// Stops the writer once it has written what it was sent.
-    pub fn close(&self) {
-        self.flush(Duration::from_secs(10));
-        // The writer ends when every sender is gone; ours stays until drop, so it is
-        // told through a flush and left to finish with the process.
-        if let Some(h) = self.writer.lock().unwrap().take() {
-            drop(h);
-        }
     }
 }
 
@@ -823,24 +807,22 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, layout: Layout, log: imp
             for op in batch {
                 let r = match op {
                     Op::Record(r) => r,
-                    Op::SegmentClosed {
-                        camera,
-                        path,
-                        start,
-                        duration,
-                        bytes,
-                        frames,
-                    } => {
-                        match read_segment(&camera, Path::new(&path), start, Some(duration), frames)
-                        {
+                    Op::SegmentClosed(c) => {
+                        match read_segment(
+                            &c.camera,
+                            Path::new(&c.path),
+                            c.start,
+                            Some(c.duration),
+                            c.frames,
+                        ) {
                             Some(row) => Record::Segment(row),
                             None => Record::Segment(SegmentRow {
-                                camera,
-                                path,
-                                start,
-                                end: start + duration,
-                                bytes,
-                                frames,
+                                camera: c.camera,
+                                path: c.path,
+                                start: c.start,
+                                end: c.start + c.duration,
+                                bytes: c.bytes,
+                                frames: c.frames,
                                 gaps: Vec::new(),
                             }),
                         }
@@ -1194,6 +1176,181 @@ mod tests {
         let (spans, gaps) = super::spans(&s, 105.0, 118.0);
         assert_eq!(spans, vec![(105.0, 113.0), (117.0, 118.0)]);
         assert_eq!(gaps, vec![(113.0, 117.0)]);
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("homecam-index-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn event(id: &str, t: f64, clip: Option<&Path>) -> Record {
+        Record::Event {
+            v: serde_json::json!({
+                "type": "end", "id": id, "camera": "front", "label": "person", "group": "person",
+                "verdict": "confirmed", "score": 0.9, "start_time": t, "end_time": t + 5.0,
+                "clip": clip.map(|c| c.to_string_lossy().into_owned()),
+                "snapshot": null, "origin": "",
+            }),
+        }
+    }
+
+    fn layout(dir: &Path, clips: Option<PathBuf>, limits: (f64, u64)) -> Layout {
+        Layout {
+            cameras: vec![CameraFiles {
+                name: "front".into(),
+                ring: None,
+                clips,
+                clip_limits: limits,
+            }],
+            events_max_age: 90.0 * 86400.0,
+            journal: dir.join("journal"),
+        }
+    }
+
+    fn count(ix: &Index, table: &str) -> i64 {
+        ix.read(|c| c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)))
+            .unwrap()
+    }
+
+    /// The database deleted, damaged, or replaced by garbage: rebuilt from the journal,
+    /// a torn last line skipped, every change replayed in order.
+    #[test]
+    fn the_database_is_rebuilt_from_the_journal() {
+        let dir = tmp("rebuild");
+        let db = dir.join("homecam.db");
+        let now = crate::event::now();
+        {
+            let ix = Index::open(&db, layout(&dir, None, (0.0, 0)), |_| {}).unwrap();
+            ix.record(event("a", now - 100.0, None));
+            ix.record(event("b", now - 50.0, None));
+            ix.record(Record::Segment(SegmentRow {
+                camera: "front".into(),
+                path: "/r/1.mp4".into(),
+                start: now - 120.0,
+                end: now - 60.0,
+                bytes: 10,
+                frames: 600,
+                gaps: vec![(now - 100.0, now - 90.0)],
+            }));
+            ix.record(Record::Segment(SegmentRow {
+                camera: "front".into(),
+                path: "/r/2.mp4".into(),
+                start: now - 60.0,
+                end: now,
+                bytes: 10,
+                frames: 600,
+                gaps: vec![],
+            }));
+            ix.record(Record::SegmentDeleted {
+                path: "/r/1.mp4".into(),
+            });
+            assert!(ix.flush(Duration::from_secs(10)));
+            assert_eq!((count(&ix, "events"), count(&ix, "segments")), (2, 1));
+        }
+        // A line torn by a crash at the end of the journal.
+        let day = std::fs::read_dir(dir.join("journal"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&day)
+            .unwrap()
+            .write_all(b"{\"t\":\"event\",\"v\":{\"id")
+            .unwrap();
+        for damage in [None, Some(&b"not a database at all"[..])] {
+            let _ = std::fs::remove_file(&db);
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(wal(&db, suffix));
+            }
+            if let Some(bytes) = damage {
+                std::fs::write(&db, bytes).unwrap();
+            }
+            let logs = Arc::new(Mutex::new(Vec::new()));
+            let l2 = logs.clone();
+            let ix = Index::open(&db, layout(&dir, None, (0.0, 0)), move |m| {
+                l2.lock().unwrap().push(m)
+            })
+            .unwrap();
+            assert!(ix.flush(Duration::from_secs(10)));
+            let logs = logs.lock().unwrap().join("\n");
+            assert!(
+                logs.contains("rebuilt") && logs.contains("1 unreadable"),
+                "{logs}"
+            );
+            assert_eq!(
+                (count(&ix, "events"), count(&ix, "segments")),
+                (2, 1),
+                "{logs}"
+            );
+            let segs = ix
+                .read(|c| segments(c, "front", now - 1000.0, now + 1.0))
+                .unwrap();
+            assert_eq!(segs[0].path, "/r/2.mp4");
+            if damage.is_some() {
+                assert!(logs.contains("kept as"), "{logs}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Clip retention: the oldest clips go first beyond max-bytes, and any older than
+    /// max-age; their events stay, without the clip.
+    #[test]
+    fn clip_retention_deletes_the_oldest_and_keeps_the_events() {
+        let dir = tmp("retention");
+        let clips = dir.join("clips");
+        std::fs::create_dir_all(&clips).unwrap();
+        let now = crate::event::now();
+        let mut paths = Vec::new();
+        {
+            // Limits off while the events arrive. The clips are written after the start:
+            // at a start, a clip without an event gets one, dated by its name.
+            let ix = Index::open(
+                &dir.join("homecam.db"),
+                layout(&dir, Some(clips.clone()), (0.0, 0)),
+                |_| {},
+            )
+            .unwrap();
+            assert!(ix.flush(Duration::from_secs(10)));
+            for i in 0..4 {
+                let p = clips.join(format!("front-20260101-00000{i}-{i}.mp4"));
+                std::fs::write(&p, vec![0u8; 1000]).unwrap();
+                paths.push(p);
+            }
+            // One 40 days old, three recent.
+            ix.record(event("old", now - 40.0 * 86400.0, Some(&paths[0])));
+            for (i, p) in paths.iter().enumerate().skip(1) {
+                ix.record(event(&format!("e{i}"), now - 100.0 + i as f64, Some(p)));
+            }
+            assert!(ix.flush(Duration::from_secs(10)));
+        }
+        // 30 days and 2,500 bytes: the old one by age, e1 by size.
+        let ix = Index::open(
+            &dir.join("homecam.db"),
+            layout(&dir, Some(clips.clone()), (30.0 * 86400.0, 2500)),
+            |_| {},
+        )
+        .unwrap();
+        assert!(ix.flush(Duration::from_secs(10)));
+        let gone: Vec<bool> = paths.iter().map(|p| !p.exists()).collect();
+        assert_eq!(gone, vec![true, true, false, false]);
+        let with_clip = ix
+            .read(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM events WHERE clip IS NOT NULL",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .unwrap();
+        assert_eq!((count(&ix, "events"), with_clip), (4, 2));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -869,21 +869,7 @@ impl Outputs {
                     m.status(&s);
                 }
             }
-            Record::Segment {
-                camera,
-                path,
-                start,
-                duration,
-                bytes,
-                frames,
-            } => self.index.send(index::Op::SegmentClosed {
-                camera,
-                path,
-                start,
-                duration,
-                bytes,
-                frames,
-            }),
+            Record::Segment(c) => self.index.send(index::Op::SegmentClosed(c)),
             Record::SegmentDeleted(path) => {
                 self.index.record(index::Record::SegmentDeleted { path })
             }

@@ -2,6 +2,9 @@
 //! line numbers and probes; `run` records, serves, detects motion, publishes events and
 //! `/metrics`, and keeps running while a camera is down.
 
+mod common;
+use common::free_port;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -22,14 +25,6 @@ fn sim(pattern: &str) -> tapo_sim::TapoSim {
         ..Default::default()
     })
     .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -276,20 +271,11 @@ fn sigterm_finishes_every_recording_and_exits_at_once() {
     }
     let path = dir.join("homecam.toml");
     std::fs::write(&path, cfg).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["run", path.to_str().unwrap()])
-        .env("PW", tapo_sim::TapoConfig::default().password)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let l2 = lines.clone();
-    let out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            l2.lock().unwrap().push(l);
-        }
-    });
+    let d = common::Homecam::start(
+        BIN,
+        &["run", path.to_str().unwrap()],
+        &[("PW", &tapo_sim::TapoConfig::default().password)],
+    );
     // Every camera recording (its first segment file has a name).
     let t0 = Instant::now();
     let ring = |i: usize| dir.join(format!("c{i}/ring"));
@@ -309,18 +295,13 @@ fn sigterm_finishes_every_recording_and_exits_at_once() {
     }) {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
-            "not every camera records: {:#?}",
-            lines.lock().unwrap()
+            "not every camera records: {}",
+            d.output()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let t = Instant::now();
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let took = t.elapsed();
-    reader.join().unwrap();
-    let text = lines.lock().unwrap().join("\n");
+    let (took, status, text) = d.stop();
     eprintln!(
         "SIGTERM to exit with 3 recording cameras: {:.2} s",
         took.as_secs_f64()

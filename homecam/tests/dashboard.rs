@@ -6,77 +6,12 @@ mod common;
 use common::*;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_homecam");
-const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
-
-struct Running {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("PW", tapo_sim::TapoConfig::default().password)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let l2 = lines.clone();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                l2.lock().unwrap().push(l);
-            }
-        });
-        Running { child, lines }
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// The port of the `... at http://127.0.0.1:PORT/` line.
-    fn port(&self, what: &str) -> u16 {
-        let t0 = Instant::now();
-        loop {
-            let p = self.lines.lock().unwrap().iter().find_map(|l| {
-                l.strip_prefix(&format!("homecam: {what} at http://127.0.0.1:"))
-                    .and_then(|r| r.split('/').next())
-                    .and_then(|p| p.parse::<u16>().ok())
-            });
-            if let Some(p) = p {
-                return p;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "no {what} line: {}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn one_dashboard_for_two_daemons() {
-    assert!(
-        std::path::Path::new(VTEST).exists(),
-        "{VTEST}: Debian package opencv-doc (scripts/setup --tests installs it)"
-    );
     let dir = std::env::temp_dir().join(format!("homecam-dash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -85,19 +20,9 @@ fn one_dashboard_for_two_daemons() {
     let kafka = format!(
         "[kafka]\nbrokers = \"127.0.0.1:{kafka_port}\"\nevents-topic = \"dash_events\"\nstatus-topic = \"dash_status\"\ninsights-topic = \"dash_insights\"\npartitions = 1\ngroup-id = \"dash-test\"\n"
     );
-    let cams: Vec<tapo_sim::TapoSim> = (0..2)
-        .map(|_| {
-            tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
-                pattern: format!("file={VTEST} seconds=20 hold=12"),
-                main_size: (640, 480),
-                sub_size: (640, 480),
-                fps: 10,
-                ..Default::default()
-            })
-            .unwrap()
-        })
-        .collect();
+    let cams: Vec<tapo_sim::TapoSim> = (0..2).map(|_| people_camera(12)).collect();
     // Two daemons, each with its web app on a port known in advance (its public URL).
+    let pw = tapo_sim::TapoConfig::default().password;
     let mut daemons = Vec::new();
     let mut origins = Vec::new();
     for (i, (name, cam)) in ["front", "back"].iter().zip(&cams).enumerate() {
@@ -115,7 +40,11 @@ fn one_dashboard_for_two_daemons() {
             ),
         )
         .unwrap();
-        daemons.push(Running::start(&["run", cfg.to_str().unwrap()]));
+        daemons.push(Homecam::start(
+            BIN,
+            &["run", cfg.to_str().unwrap()],
+            &[("PW", &pw)],
+        ));
         origins.push(origin);
     }
     // The dashboard: no cameras of its own, Kafka and a web app.
@@ -128,7 +57,7 @@ fn one_dashboard_for_two_daemons() {
         ),
     )
     .unwrap();
-    let dash = Running::start(&["dashboard", cfg.to_str().unwrap()]);
+    let dash = Homecam::start(BIN, &["dashboard", cfg.to_str().unwrap()], &[]);
     let port = dash.port("dashboard");
 
     // Both cameras' confirmed people, with their clips on their own daemons.

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_homecam");
-const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 const TOPICS: [&str; 3] = ["e2e_events", "e2e_status", "e2e_insights"];
 
 /// `got` (duplicates removed) must be a run of consecutive records of `want` (what the
@@ -42,22 +41,11 @@ fn assert_suffix(topic: &str, got: &[String], want: &[String], from: usize) {
 
 #[test]
 fn a_day_in_the_hallway_with_a_broker_restart() {
-    assert!(
-        std::path::Path::new(VTEST).exists(),
-        "{VTEST}: Debian package opencv-doc (scripts/setup --tests installs it)"
-    );
     let dir = std::env::temp_dir().join(format!("homecam-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // The camera loops the first 20 s of the footage: people walk in and out.
-    let cam = tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
-        pattern: format!("file={VTEST} seconds=20"),
-        main_size: (640, 480),
-        sub_size: (640, 480),
-        fps: 10,
-        ..Default::default()
-    })
-    .unwrap();
+    let cam = people_camera(0);
     let mqtt_port = free_port();
     let _mqtt = mosquitto(&dir, mqtt_port);
     let mqtt_seen = subscribe(mqtt_port, "e2e-watcher", "e2e/#");

@@ -19,13 +19,12 @@ mod common;
 use common::*;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, Read};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_homecam");
-const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 const USER: &str = "anna";
 const PASSWORD: &str = "correct horse battery";
 
@@ -36,86 +35,36 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
-/// The daemon, its output lines, and its web port.
+/// The daemon and its web port.
 struct Daemon {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    p: Homecam,
     port: u16,
 }
 
 impl Daemon {
     fn start(cfg: &std::path::Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args(["run", cfg.to_str().unwrap()])
-            .env("HALL_PW", tapo_sim::TapoConfig::default().password)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let l2 = lines.clone();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                l2.lock().unwrap().push(l);
-            }
-        });
-        let t0 = Instant::now();
-        let port = loop {
-            let found = lines.lock().unwrap().iter().find_map(|l| {
-                l.strip_prefix("homecam: web app at http://127.0.0.1:")
-                    .and_then(|r| r.split('/').next())
-                    .and_then(|p| p.parse::<u16>().ok())
-            });
-            if let Some(p) = found {
-                break p;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "no web app line: {:#?}",
-                lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        Daemon { child, lines, port }
+        let p = Homecam::start(
+            BIN,
+            &["run", cfg.to_str().unwrap()],
+            &[("HALL_PW", &tapo_sim::TapoConfig::default().password)],
+        );
+        let port = p.port("web app");
+        Daemon { p, port }
     }
 
     fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
+        self.p.output()
     }
 
-    /// Waits (at most 10 s) for an output line containing `what`.
     fn wait_line(&self, what: &str) {
-        let t0 = Instant::now();
-        while !self.lines.lock().unwrap().iter().any(|l| l.contains(what)) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "no line with {what:?}:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.p.wait_line(what, Duration::from_secs(10));
     }
 
-    /// SIGTERM; the time until the process has exited.
-    fn stop(mut self) -> (Duration, String) {
-        let t0 = Instant::now();
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        let took = t0.elapsed();
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(
-            status.success(),
-            "homecam exited with {status}: {}",
-            self.output()
-        );
-        (took, self.output())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// SIGTERM; the time until the process has exited, and its output.
+    fn stop(self) -> (Duration, String) {
+        let (took, status, out) = self.p.stop();
+        assert!(status.success(), "homecam exited with {status}: {out}");
+        (took, out)
     }
 }
 
@@ -188,23 +137,12 @@ fn decodes(file: &std::path::Path) -> usize {
 
 #[test]
 fn the_web_app_shows_a_day_in_the_hallway() {
-    assert!(
-        std::path::Path::new(VTEST).exists(),
-        "{VTEST}: Debian package opencv-doc (scripts/setup --tests installs it)"
-    );
     let dir = std::env::temp_dir().join(format!("homecam-web-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let artifacts = test_browser::artifacts("web");
     // 20 s of people walking, then 12 s of a still hallway, looped.
-    let cam = tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
-        pattern: format!("file={VTEST} seconds=20 hold=12"),
-        main_size: (640, 480),
-        sub_size: (640, 480),
-        fps: 10,
-        ..Default::default()
-    })
-    .unwrap();
+    let cam = people_camera(12);
     let cfg = dir.join("homecam.toml");
     std::fs::write(
         &cfg,

@@ -698,10 +698,15 @@ mod tests {
     use crate::bmff::Reader;
     use crate::segment::{parse, tests::Fake};
 
-    /// The output file's bytes, from its pieces.
+    /// The whole output file.
     fn assemble(e: &Export, files: &[&[u8]]) -> Vec<u8> {
+        read(e, files, 0, e.size)
+    }
+
+    /// `len` bytes of the output file from `offset`, from its pieces.
+    fn read(e: &Export, files: &[&[u8]], offset: u64, len: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        for p in e.pieces(0, e.size) {
+        for p in e.pieces(offset, len) {
             match p {
                 Piece::Header { offset, len } => {
                     out.extend_from_slice(&e.header[offset as usize..(offset + len) as usize])
@@ -832,18 +837,7 @@ mod tests {
             (e.header.len() as u64 - 3, 500),
             (e.size - 7, 100),
         ] {
-            let mut part = Vec::new();
-            for p in e.pieces(off, len) {
-                match p {
-                    Piece::Header { offset, len } => {
-                        part.extend_from_slice(&e.header[offset as usize..(offset + len) as usize])
-                    }
-                    Piece::File { file, offset, len } => {
-                        let f = [&a, &b][file];
-                        part.extend_from_slice(&f[offset as usize..(offset + len) as usize])
-                    }
-                }
-            }
+            let part = read(&e, &[&a, &b], off, len);
             let end = (off + len).min(e.size) as usize;
             assert_eq!(part, out[off as usize..end], "range {off}+{len}");
         }

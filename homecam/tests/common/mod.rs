@@ -407,3 +407,112 @@ pub fn discover(path: &Path) -> (f64, String) {
         .unwrap_or(-1.0);
     (d, text)
 }
+
+/// A `homecam` process with its output lines collected; SIGTERM at drop.
+pub struct Homecam {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Homecam {
+    /// `bin` (the test's `CARGO_BIN_EXE_homecam`) with `args`, `env` added.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Homecam {
+        let mut cmd = Command::new(bin);
+        cmd.args(args).stdout(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let l2 = lines.clone();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                l2.lock().unwrap().push(l);
+            }
+        });
+        Homecam { child, lines }
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// The first output line containing `what`, waited for at most `timeout`.
+    pub fn wait_line(&self, what: &str, timeout: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(what)) {
+                return l.clone();
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "no line with {what:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The port in the `homecam: {what} at http://127.0.0.1:PORT/` line.
+    pub fn port(&self, what: &str) -> u16 {
+        let prefix = format!("homecam: {what} at http://127.0.0.1:");
+        let line = self.wait_line(&prefix, Duration::from_secs(30));
+        line[line.find(&prefix).unwrap() + prefix.len()..]
+            .split('/')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"))
+    }
+
+    /// SIGTERM: how long until the process exited, its status, and all it printed.
+    pub fn stop(mut self) -> (Duration, std::process::ExitStatus, String) {
+        let t0 = Instant::now();
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        let took = t0.elapsed();
+        // The reader thread takes the last lines.
+        std::thread::sleep(Duration::from_millis(200));
+        (took, status, self.output())
+    }
+}
+
+impl Drop for Homecam {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// opencv-doc's surveillance footage: people walking about a courtyard.
+pub const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
+
+/// A simulated Tapo camera (640x480, 10 fps) showing 20 s of people walking (vtest.avi),
+/// then `hold` seconds of the place without them (0: none), looped.
+pub fn people_camera(hold: u32) -> tapo_sim::TapoSim {
+    assert!(
+        Path::new(VTEST).exists(),
+        "{VTEST}: Debian package opencv-doc (scripts/setup --tests installs it)"
+    );
+    let hold = if hold > 0 {
+        format!(" hold={hold}")
+    } else {
+        String::new()
+    };
+    tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
+        pattern: format!("file={VTEST} seconds=20{hold}"),
+        main_size: (640, 480),
+        sub_size: (640, 480),
+        fps: 10,
+        ..Default::default()
+    })
+    .unwrap()
+}
