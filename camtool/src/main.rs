@@ -384,59 +384,76 @@ fn view(uri: &str, o: &Opts) -> Result<i32, String> {
     Ok(0)
 }
 
-/// Record `seconds` of the camera's own H.264 (never re-encoded) and its audio.
-/// Matroska keeps G.711 as it is; MP4 (fragmented, playable even if cut short) gets
-/// the audio transcoded to AAC, since mp4mux takes no G.711 in GStreamer 1.22.
+/// Record `seconds` of the camera's own H.264 (never re-encoded) and its audio, through
+/// ringrecorder: the project's one crash-safe writer (fragmented MP4 with the audio as
+/// AAC, or Matroska with it as sent), so a clip cut short by a crash still plays. The
+/// recorder writes into a folder beside `out`; its segment becomes `out`. A camera that
+/// changes its settings mid-clip starts a new segment: it becomes `out-2.EXT`, and so on.
 fn clip(
     uri: &str,
     o: &Opts,
     out: &str,
     mut during: Option<&mut dyn FnMut(Duration)>,
 ) -> Result<i32, String> {
-    let mp4 = out.ends_with(".mp4") || out.ends_with(".m4v");
+    let out_path = std::path::Path::new(out);
+    let format = match out_path.extension().and_then(|e| e.to_str()) {
+        Some("mp4" | "m4v") => "mp4",
+        Some("mkv") => "mkv",
+        _ => return Err(format!("--output {out}: a .mkv or .mp4 file")),
+    };
+    let dir = out_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let work = dir.join(format!(".cam-clip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
     let pipeline = gst::Pipeline::new();
     let src = camsrc(uri, o)?;
-    let mux = if mp4 {
-        gst::ElementFactory::make("mp4mux")
-            .property("fragment-duration", 1000u32)
-            .build()
-    } else {
-        gst::ElementFactory::make("matroskamux").build()
-    }
-    .map_err(|e| e.to_string())?;
-    let sink = gst::ElementFactory::make("filesink")
-        .property("location", out)
+    let rec = gst::ElementFactory::make("ringrecorder")
+        .property("location", work.to_string_lossy().as_ref())
+        .property("camera-name", "clip")
+        .property("format", format)
+        // One segment for the whole clip.
+        .property("max-size-time", format!("{}s", o.seconds + 3600))
         .build()
-        .map_err(|e| e.to_string())?;
-    pipeline
-        .add_many([&src, &mux, &sink])
-        .map_err(|e| e.to_string())?;
-    mux.link(&sink).map_err(|e| e.to_string())?;
-    let m = mux.clone();
+        .map_err(|e| format!("ringrecorder: {e}"))?;
+    pipeline.add_many([&src, &rec]).map_err(|e| e.to_string())?;
+    let r = rec.clone();
     let pl = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = pl.upgrade() else { return };
-        let (desc, templ) = match (pad.name().as_str(), mp4) {
-            ("video", _) => ("h264parse ! queue", "video_%u"),
-            ("audio", false) => ("queue", "audio_%u"),
-            ("audio", true) => (
-                "queue ! decodebin ! audioconvert ! audioresample ! avenc_aac ! aacparse",
-                "audio_%u",
-            ),
-            _ => return,
+        let target = match pad.name().as_str() {
+            "video" => r.static_pad("video"),
+            "audio" => r.request_pad_simple("audio"),
+            _ => None,
         };
-        let bin = gst::parse::bin_from_description(desc, true).unwrap();
-        pipeline.add(&bin).unwrap();
-        let mux_pad = m.request_pad_simple(templ).unwrap();
-        bin.static_pad("src").unwrap().link(&mux_pad).unwrap();
-        bin.sync_state_with_parent().unwrap();
-        let _ = pad.link(&bin.static_pad("sink").unwrap());
+        let Some(t) = target else { return };
+        if let Err(e) = pad.link(&t) {
+            // Stop at once, saying which stream did not fit: never a recording that
+            // fails later with a bare "not-negotiated".
+            let caps = pad
+                .current_caps()
+                .or_else(|| pad.allowed_caps())
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            if let Some(p) = pl.upgrade() {
+                let _ = p.post_message(
+                    gst::message::Error::builder(
+                        gst::CoreError::Negotiation,
+                        &format!(
+                            "cannot record the camera's {} stream ({caps}) as {format}: {e:?}",
+                            pad.name()
+                        ),
+                    )
+                    .build(),
+                );
+            }
+        }
     });
     let started = Instant::now();
     let mut first = None;
     let deadline = Duration::from_secs(o.timeout);
     let s = src.clone();
-    drive(&pipeline, |_| {
+    let result = drive(&pipeline, |_| {
         let frames = s
             .property::<gst::Structure>("stats")
             .get::<u64>("video-frames")
@@ -453,24 +470,48 @@ fn clip(
                 t.elapsed() < Duration::from_secs(o.seconds)
             }
         }
-    })?;
+    });
     let stats = src.property::<gst::Structure>("stats");
-    if first.is_none() {
+    let segments = gstringrec::store::scan(&work, "clip");
+    let mut made = Vec::new();
+    for (i, seg) in segments.iter().enumerate() {
+        let dest = if i == 0 {
+            out_path.to_path_buf()
+        } else {
+            let stem = out_path.file_stem().unwrap_or_default().to_string_lossy();
+            out_path.with_file_name(format!("{stem}-{}.{format}", i + 1))
+        };
+        std::fs::rename(&seg.path, &dest)
+            .map_err(|e| format!("cannot move the clip to {}: {e}", dest.display()))?;
+        made.push(dest);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    if first.is_none() || made.is_empty() {
         println!("cam: no video from the camera; nothing recorded");
-        let _ = std::fs::remove_file(out);
         return Ok(1);
     }
     println!(
         "cam: recorded {out} ({} bytes, {} s of {}; restarts {})",
         std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
         o.seconds,
-        if mp4 {
+        if format == "mp4" {
             "H.264 + AAC in fragmented MP4"
         } else {
-            "H.264 + G.711 in Matroska"
+            "H.264 + the camera's audio in Matroska"
         },
         stats.get::<u32>("restarts").unwrap_or(0)
     );
+    if made.len() > 1 {
+        println!(
+            "cam: the camera changed its settings during the clip: also {}",
+            made[1..]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     print_stats(&stats);
     Ok(0)
 }

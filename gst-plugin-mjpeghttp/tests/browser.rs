@@ -16,7 +16,15 @@ fn chromium_shows_the_live_camera() {
     gst::init().unwrap();
     gstcamsrc::plugin_register_static().unwrap();
     gstmjpeghttp::plugin_register_static().unwrap();
-    let tapo = tapo_sim::process::TapoProcess::start(&target_dir().join("tapo-sim"), "pw", &[]);
+    // A ball on a lit background: a picture that is neither blank nor still.
+    let tapo = tapo_sim::process::TapoProcess::start(
+        &target_dir().join("tapo-sim"),
+        "pw",
+        &[
+            "--pattern",
+            "pattern=ball motion=wavy background-color=0xff405030",
+        ],
+    );
     let desc = format!(
         "camsrc uri={} audio=false ! decodebin ! videoconvert ! jpegenc quality=80 \
          ! mjpeghttpsink name=s port=0 address=127.0.0.1 title=Yard",
