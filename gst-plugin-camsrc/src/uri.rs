@@ -3,6 +3,9 @@
 
 use gst_cam_common::uri::{percent_decode, percent_encode};
 
+/// The schemes camsrc opens (its URI handler's protocols).
+pub const SCHEMES: &[&str] = &["rtsp", "rtspt", "rtsps", "kasa", "tutk"];
+
 /// A camera URI split into its parts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CamUri {
@@ -68,6 +71,24 @@ impl CamUri {
             hostport: hostport.to_string(),
             rest: rest.to_string(),
         })
+    }
+
+    /// Parses `uri` and checks that camsrc opens its scheme. Errors never echo the URI
+    /// (it may hold a password).
+    pub fn parse_supported(uri: &str) -> Result<CamUri, String> {
+        let u = CamUri::parse(uri)?;
+        if !SCHEMES.contains(&u.scheme.as_str()) {
+            return Err(format!(
+                "{}:// is not a camera URI camsrc opens ({})",
+                u.scheme,
+                SCHEMES
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(u)
     }
 
     pub fn is_rtsp(&self) -> bool {

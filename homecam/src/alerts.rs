@@ -39,22 +39,6 @@ pub fn local_minutes(unix: f64) -> u32 {
     (tm.tm_hour * 60 + tm.tm_min) as u32
 }
 
-/// `HH:MM-HH:MM` as minutes; the end may be before the start (across midnight).
-pub fn parse_hours(s: &str) -> Result<(u32, u32), String> {
-    let hm = |p: &str| -> Option<u32> {
-        let (h, m) = p.trim().split_once(':')?;
-        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
-    };
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| format!("hours {s:?}: use HH:MM-HH:MM"))?;
-    match (hm(a), hm(b)) {
-        (Some(a), Some(b)) => Ok((a, b)),
-        _ => Err(format!("hours {s:?}: use HH:MM-HH:MM")),
-    }
-}
-
 fn within(minute: u32, (a, b): (u32, u32)) -> bool {
     if a <= b {
         (a..b).contains(&minute)
@@ -84,7 +68,7 @@ impl Alerts {
                 .iter()
                 .map(|r| RuleState {
                     rule: r.clone(),
-                    hours: r.hours.as_ref().and_then(|h| parse_hours(h.get_ref()).ok()),
+                    hours: r.hours(),
                     times: VecDeque::new(),
                     counted: HashSet::new(),
                     last_fired: None,
@@ -389,7 +373,7 @@ mod tests {
             b.on_event_at(&ev("1", 0.0, "new", "motion"), 23 * 60).len(),
             1
         );
-        assert_eq!(parse_hours("2:00-06:30"), Ok((120, 390)));
-        assert!(parse_hours("2-6").is_err());
+        assert_eq!(crate::config::parse_hours("2:00-06:30"), Ok((120, 390)));
+        assert!(crate::config::parse_hours("2-6").is_err());
     }
 }

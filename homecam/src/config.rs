@@ -153,6 +153,32 @@ pub struct AlertRule {
     pub webhook: Option<String>,
 }
 
+impl AlertRule {
+    /// The local hours, as minutes since midnight (from, to; `to` before `from` crosses
+    /// midnight). Validated with the configuration.
+    pub fn hours(&self) -> Option<(u32, u32)> {
+        self.hours
+            .as_ref()
+            .and_then(|h| parse_hours(h.get_ref()).ok())
+    }
+}
+
+/// `HH:MM-HH:MM` as minutes; the end may be before the start (across midnight).
+pub fn parse_hours(s: &str) -> Result<(u32, u32), String> {
+    let hm = |p: &str| -> Option<u32> {
+        let (h, m) = p.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+    };
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("hours {s:?}: use HH:MM-HH:MM"))?;
+    match (hm(a), hm(b)) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(format!("hours {s:?}: use HH:MM-HH:MM")),
+    }
+}
+
 fn one() -> u32 {
     1
 }
@@ -479,14 +505,13 @@ pub struct Motion {
     /// `confirmed` (by a watched object) or `all`.
     #[serde(default = "default_record")]
     pub record: Spanned<String>,
-    #[serde(default = "default_labels")]
-    pub labels: Vec<String>,
-    #[serde(default = "default_threshold")]
-    pub threshold: f32,
-    #[serde(default = "default_pre_roll")]
-    pub pre_roll: f64,
-    #[serde(default = "default_post_roll")]
-    pub post_roll: f64,
+    /// objectdetect `labels`; its default when absent.
+    pub labels: Option<Vec<String>>,
+    /// objectdetect `threshold`: the score (0.25-1) a watched object needs.
+    pub threshold: Option<Spanned<f64>>,
+    /// motionclips `pre-roll` and `post-roll` (seconds); its defaults when absent.
+    pub pre_roll: Option<Spanned<f64>>,
+    pub post_roll: Option<Spanned<f64>>,
     #[serde(default)]
     pub zones: String,
     #[serde(default)]
@@ -526,34 +551,63 @@ impl Motion {
     }
 }
 
-/// One tuning key of `[camera.motion]`: the element property it sets and its range.
+/// One tuning key of `[camera.motion]`: the element property it sets. Its range is the
+/// property's own, read from the registered element.
 pub struct Tuning<'a> {
     pub key: &'static str,
     pub value: &'a Option<Spanned<f64>>,
-    /// The element's name inside the analysis bin (`motion`, `objects`).
+    /// The element's name inside the analysis bin (`motion`, `objects`, or `clips` for the
+    /// motionclips bin itself).
     pub element: &'static str,
+    /// Its factory, for the property's range.
+    pub factory: &'static str,
     pub property: &'static str,
-    pub min: f64,
-    pub max: f64,
+}
+
+impl Tuning<'_> {
+    /// The property's minimum and maximum.
+    pub fn range(&self) -> Option<(f64, f64)> {
+        element_range(self.factory, self.property)
+    }
+}
+
+/// The minimum and maximum of a numeric property of a registered element (ours are
+/// registered on first use).
+pub fn element_range(factory: &str, property: &str) -> Option<(f64, f64)> {
+    use gst::glib;
+    use gst::prelude::*;
+    crate::daemon::init().ok()?;
+    let e = gst::ElementFactory::make(factory).build().ok()?;
+    let p = e.find_property(property)?;
+    if let Some(f) = p.downcast_ref::<glib::ParamSpecFloat>() {
+        return Some((f64::from(f.minimum()), f64::from(f.maximum())));
+    }
+    if let Some(d) = p.downcast_ref::<glib::ParamSpecDouble>() {
+        return Some((d.minimum(), d.maximum()));
+    }
+    None
 }
 
 impl Motion {
-    /// The tuning keys; validation checks them against the ranges, the daemon sets them.
-    pub fn tuning(&self) -> [Tuning<'_>; 4] {
-        let t = |key, value, element, property, min, max| Tuning {
+    /// The tuning keys; validation checks them against the elements' ranges, the daemon
+    /// sets them.
+    pub fn tuning(&self) -> [Tuning<'_>; 7] {
+        let t = |key, value, element, factory, property| Tuning {
             key,
             value,
             element,
+            factory,
             property,
-            min,
-            max,
         };
         #[rustfmt::skip]
         let all = [
-            t("sensitivity", &self.sensitivity, "motion", "threshold", 1.0, 255.0),
-            t("min-area", &self.min_area, "motion", "min-area", 0.0, 1.0),
-            t("calm-time", &self.calm_time, "motion", "calm-time", 0.0, 3600.0),
-            t("max-rate", &self.max_rate, "objects", "max-rate", 0.01, 100.0),
+            t("sensitivity", &self.sensitivity, "motion", "motiondetect", "threshold"),
+            t("min-area", &self.min_area, "motion", "motiondetect", "min-area"),
+            t("calm-time", &self.calm_time, "motion", "motiondetect", "calm-time"),
+            t("max-rate", &self.max_rate, "objects", "objectdetect", "max-rate"),
+            t("threshold", &self.threshold, "objects", "objectdetect", "threshold"),
+            t("pre-roll", &self.pre_roll, "clips", "motionclips", "pre-roll"),
+            t("post-roll", &self.post_roll, "clips", "motionclips", "post-roll"),
         ];
         all
     }
@@ -561,18 +615,6 @@ impl Motion {
 
 fn default_record() -> Spanned<String> {
     Spanned::new(0..0, "confirmed".into())
-}
-fn default_labels() -> Vec<String> {
-    vec!["person".into(), "animal".into()]
-}
-fn default_threshold() -> f32 {
-    0.5
-}
-fn default_pre_roll() -> f64 {
-    5.0
-}
-fn default_post_roll() -> f64 {
-    10.0
 }
 
 /// 1-based line of a byte offset.
@@ -613,29 +655,19 @@ impl Config {
                     message: format!("camera name {name:?} is used twice"),
                 });
             }
-            let uri = cam.uri.get_ref();
-            match uri.split_once("://") {
-                Some(("rtsp" | "rtsps" | "kasa" | "tutk", rest)) if !rest.is_empty() => {
-                    let auth = rest.split(['/', '?']).next().unwrap_or("");
-                    if auth.contains('@') && auth.split('@').next().is_some_and(|u| u.contains(':'))
-                    {
-                        errors.push(ConfigError {
-                            line: at(cam.uri.span()),
-                            message: format!(
-                                "camera {name:?}: the uri holds a password; give the user only and the password with password-env or password-file"
-                            ),
-                        });
-                    }
-                }
-                // The uri is not echoed: it may hold a password.
-                other => errors.push(ConfigError {
+            // camsrc's own parser: the daemon accepts exactly the URIs camsrc opens.
+            match gstcamsrc::uri::CamUri::parse_supported(cam.uri.get_ref()) {
+                Ok(u) if u.password.is_some() => errors.push(ConfigError {
                     line: at(cam.uri.span()),
                     message: format!(
-                        "camera {name:?}: the uri ({}) is not rtsp://, kasa:// or tutk://",
-                        other
-                            .map(|(s, _)| format!("{s}://"))
-                            .unwrap_or_else(|| "no scheme".into())
+                        "camera {name:?}: the uri holds a password; give the user only and the password with password-env or password-file"
                     ),
+                }),
+                Ok(_) => {}
+                // The uri is not echoed: it may hold a password.
+                Err(e) => errors.push(ConfigError {
+                    line: at(cam.uri.span()),
+                    message: format!("camera {name:?}: uri: {e}"),
                 }),
             }
             if let Some(p) = &cam.password {
@@ -670,17 +702,24 @@ impl Config {
                     });
                 }
                 for t in m.tuning() {
-                    if let Some(v) = t.value {
-                        let x = *v.get_ref();
-                        if !(t.min..=t.max).contains(&x) {
-                            errors.push(ConfigError {
-                                line: at(v.span()),
-                                message: format!(
-                                    "camera {name:?}: motion {} = {x} is outside {}-{}",
-                                    t.key, t.min, t.max
-                                ),
-                            });
-                        }
+                    let Some(v) = t.value else { continue };
+                    let x = *v.get_ref();
+                    match t.range() {
+                        Some((min, max)) if !(min..=max).contains(&x) => errors.push(ConfigError {
+                            line: at(v.span()),
+                            message: format!(
+                                "camera {name:?}: motion {} = {x} is outside {min}-{max} ({}'s {})",
+                                t.key, t.factory, t.property
+                            ),
+                        }),
+                        Some(_) => {}
+                        None => errors.push(ConfigError {
+                            line: at(v.span()),
+                            message: format!(
+                                "camera {name:?}: motion {}: the element {} is missing",
+                                t.key, t.factory
+                            ),
+                        }),
                     }
                 }
                 for (key, v, ok) in [
@@ -702,20 +741,11 @@ impl Config {
                         });
                     }
                 }
-                if !(0.25..=1.0).contains(&m.threshold) {
-                    errors.push(ConfigError {
-                        line: None,
-                        message: format!(
-                            "camera {name:?}: motion threshold = {} is outside 0.25-1 (an object's score)",
-                            m.threshold
-                        ),
-                    });
-                }
             }
         }
         for rule in &cfg.alerts {
             if let Some(h) = &rule.hours {
-                if let Err(e) = crate::alerts::parse_hours(h.get_ref()) {
+                if let Err(e) = parse_hours(h.get_ref()) {
                     errors.push(ConfigError {
                         line: at(h.span()),
                         message: format!("alert {:?}: {e}", rule.name),
@@ -969,7 +999,8 @@ password-file = "/etc/homecam/garden.pass"
         assert_eq!(front.record.as_ref().unwrap().max_age, "3d");
         assert_eq!(front.record.as_ref().unwrap().max_bytes, "20GB");
         let m = front.motion.as_ref().unwrap();
-        assert_eq!((m.pre_roll, m.post_roll), (3.0, 10.0));
+        assert_eq!(m.pre_roll.as_ref().map(|p| *p.get_ref()), Some(3.0));
+        assert!(m.post_roll.is_none());
         assert_eq!(m.record.get_ref(), "confirmed");
         assert_eq!(m.max_rate.as_ref().map(|r| *r.get_ref()), Some(1.0));
         assert!(m.sensitivity.is_none());
@@ -1018,9 +1049,14 @@ password-file = "/etc/homecam/garden.pass"
         let bad = GOOD.replace("max-rate = 1 }", "max-rate = 0, threshold = 0.1 }");
         let e = Config::parse(&bad).unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");
-        for want in ["max-rate = 0", "threshold = 0.1"] {
+        // The ranges are the elements' own.
+        for want in [
+            "max-rate = 0 is outside 0.01-100 (objectdetect's max-rate)",
+            "threshold = 0.1 is outside 0.25-1 (objectdetect's threshold)",
+        ] {
             assert!(e.iter().any(|e| e.message.contains(want)), "{want}: {e:?}");
         }
+        assert!(e.iter().all(|e| e.line == Some(13)), "{e:?}");
     }
 
     #[test]
@@ -1029,7 +1065,11 @@ password-file = "/etc/homecam/garden.pass"
         let e = Config::parse(&bad).unwrap_err();
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].line, Some(17), "{e:?}");
-        assert!(e[0].message.contains("not rtsp://"), "{e:?}");
+        assert!(
+            e[0].message
+                .contains("http:// is not a camera URI camsrc opens"),
+            "{e:?}"
+        );
 
         let e = Config::parse(&GOOD.replace("status-interval", "status-intervall")).unwrap_err();
         assert_eq!(e[0].line, Some(3), "{e:?}");

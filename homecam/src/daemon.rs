@@ -57,16 +57,21 @@ pub struct CameraRun {
     tx: mpsc::Sender<Record>,
 }
 
-/// Initialises GStreamer and registers the project's elements that the pipelines use.
+/// Initialises GStreamer and registers the project's elements that the pipelines use
+/// (once; later calls return the first outcome).
 pub fn init() -> Result<(), String> {
-    gst::init().map_err(|e| e.to_string())?;
-    gstcamsrc::plugin_register_static().map_err(|e| e.to_string())?;
-    gstkasasrc::plugin_register_static().map_err(|e| e.to_string())?;
-    gstringrec::plugin_register_static().map_err(|e| e.to_string())?;
-    gstmjpeghttp::plugin_register_static().map_err(|e| e.to_string())?;
-    gsttutksrc::plugin_register_static().map_err(|e| e.to_string())?;
-    gstmotion::plugin_register_static().map_err(|e| e.to_string())?;
-    Ok(())
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        gst::init().map_err(|e| e.to_string())?;
+        gstcamsrc::plugin_register_static().map_err(|e| e.to_string())?;
+        gstkasasrc::plugin_register_static().map_err(|e| e.to_string())?;
+        gstringrec::plugin_register_static().map_err(|e| e.to_string())?;
+        gstmjpeghttp::plugin_register_static().map_err(|e| e.to_string())?;
+        gsttutksrc::plugin_register_static().map_err(|e| e.to_string())?;
+        gstmotion::plugin_register_static().map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .clone()
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
@@ -177,6 +182,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         );
         hub = Some(h);
     }
+    let mut post_roll = 0.0;
     if let Some(m) = cam.motion.as_ref().filter(|m| m.enabled) {
         // motionclips keeps the encoded frames of its clips and gates its own decoder;
         // the analysis alone decodes here, behind a queue that drops whole GOPs.
@@ -205,8 +211,6 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
                         .to_string(),
                 )
                 .property("camera", &name)
-                .property("pre-roll", m.pre_roll)
-                .property("post-roll", m.post_roll)
                 .property_from_str("record", m.record.get_ref())
                 .build()
                 .map_err(|e| format!("camera {name:?} motion: {e}"))?
@@ -236,25 +240,33 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         let bin = analysis
             .downcast_ref::<gst::Bin>()
             .ok_or("the analysis is no bin")?;
-        if let Some(o) = bin.by_name("objects") {
-            o.set_property("labels", m.labels.join(","));
-            o.set_property("threshold", m.threshold.clamp(0.25, 1.0));
+        if let (Some(o), Some(labels)) = (bin.by_name("objects"), &m.labels) {
+            o.set_property("labels", labels.join(","));
         }
         if let Some(d) = bin.by_name("motion") {
             d.set_property("zones", &m.zones);
             d.set_property("mask", &m.mask);
         }
+        // The tuning keys, within the elements' own ranges (checked with the
+        // configuration); absent keys keep the elements' defaults.
         for t in m.tuning() {
-            let (Some(v), Some(e)) = (t.value, bin.by_name(t.element)) else {
+            let element = match t.element {
+                "clips" => m.clips.then(|| analysis.clone()),
+                child => bin.by_name(child),
+            };
+            let (Some(v), Some(e)) = (t.value, element) else {
                 continue;
             };
-            let x = v.get_ref().clamp(t.min, t.max);
+            let x = *v.get_ref();
             // The properties are float or double.
             if e.find_property(t.property).map(|p| p.value_type()) == Some(f32::static_type()) {
                 e.set_property(t.property, x as f32);
             } else {
                 e.set_property(t.property, x);
             }
+        }
+        if m.clips {
+            post_roll = analysis.property::<f64>("post-roll");
         }
         pipeline
             .add_many([&q, &analysis])
@@ -307,7 +319,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         .filter(|m| m.enabled && m.clips)
         .map(|m| Clips {
             all: m.record.get_ref() == "all",
-            wait: m.post_roll,
+            wait: post_roll,
         });
     let origin = cfg
         .web
@@ -612,7 +624,7 @@ mod tests {
                 "[general]\ndata-dir = \"/nonexistent/homecam\"\n\n[[camera]]\nname = \"hall\"\n\
                  uri = \"rtsp://127.0.0.1:1/stream2\"\n\n[camera.motion]\nclips = {clips}\n\
                  sensitivity = 33\nmin-area = 0.02\ncalm-time = 4.5\nmax-rate = 0.5\n\
-                 threshold = 0.7\nlabels = [\"person\"]\n"
+                 threshold = 0.7\nlabels = [\"person\"]\npre-roll = 1.5\n"
             );
             let cfg = Config::parse(&text).unwrap();
             let (tx, _rx) = mpsc::channel();
@@ -633,6 +645,12 @@ mod tests {
             assert_eq!(objects.property::<f64>("max-rate"), 0.5);
             assert_eq!(objects.property::<f32>("threshold"), 0.7);
             assert_eq!(objects.property::<String>("labels"), "person");
+            if clips {
+                let c = find("motionclips");
+                assert_eq!(c.property::<f64>("pre-roll"), 1.5);
+                // Not configured: the element's own default.
+                assert_eq!(c.property::<f64>("post-roll"), 10.0);
+            }
         }
     }
 }

@@ -560,7 +560,7 @@ impl URIHandlerImpl for CamSrc {
     const URI_TYPE: gst::URIType = gst::URIType::Src;
 
     fn protocols() -> &'static [&'static str] {
-        &["rtsp", "rtspt", "rtsps", "kasa", "tutk"]
+        crate::uri::SCHEMES
     }
 
     fn uri(&self) -> Option<String> {

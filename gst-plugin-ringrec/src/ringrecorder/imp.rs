@@ -27,13 +27,7 @@ use std::sync::{LazyLock, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "ringrecorder",
-        gst::DebugColorFlags::empty(),
-        Some("Crash-safe ring recorder"),
-    )
-});
+use super::CAT;
 
 const DEFAULT_MAX_SIZE_TIME: &str = "60s";
 const DEFAULT_FORMAT: &str = "mp4";

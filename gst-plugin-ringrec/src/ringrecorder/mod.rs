@@ -4,9 +4,19 @@
 
 use gst::glib;
 use gst::prelude::*;
+use std::sync::LazyLock;
 
 mod imp;
 mod writer;
+
+/// The element's debug category, for its segments' writers too.
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "ringrecorder",
+        gst::DebugColorFlags::empty(),
+        Some("Crash-safe ring recorder"),
+    )
+});
 
 glib::wrapper! {
     pub struct RingRecorder(ObjectSubclass<imp::RingRecorder>) @extends gst::Bin, gst::Element, gst::Object;

@@ -257,7 +257,7 @@ impl Writer {
             b.set_dts(dts);
         }
         gst::trace!(
-            super::imp::CAT,
+            super::CAT,
             "{}: video {} dts {:?} key {} {} bytes",
             self.path.display(),
             rel,
@@ -286,12 +286,7 @@ impl Writer {
             b.set_pts(pts - self.start);
             b.set_dts(gst::ClockTime::NONE);
         }
-        gst::trace!(
-            super::imp::CAT,
-            "{}: audio {:?}",
-            self.path.display(),
-            buf.pts()
-        );
+        gst::trace!(super::CAT, "{}: audio {:?}", self.path.display(), buf.pts());
         let _ = audio.push_buffer(buf);
     }
 
