@@ -6,7 +6,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cam_build() {
   if [ -z "${CAM_SKIP_SETUP:-}" ]; then bash "$root/scripts/setup" >&2; fi
   export PATH="$HOME/.cargo/bin:$PATH"
-  (cd "$root" && cargo build --release --quiet -p camtool)
+  # The simulated camera is a program of its own, beside `cam`.
+  (cd "$root" && cargo build --release --quiet -p camtool -p tapo-sim)
 }
 cam_exec() {
   cam_build

@@ -136,18 +136,21 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// The camera to use: the user's, or a simulated Tapo camera kept alive by the guard.
-fn camera(o: &Opts) -> Result<(String, Option<tapo_sim::TapoSim>), String> {
+/// The camera to use: the user's, or the simulated Tapo camera (the `tapo-sim` program
+/// beside this one, as a process of its own) kept alive by the guard.
+fn camera(o: &Opts) -> Result<(String, Option<sim_process::TapoProcess>), String> {
     if let Some(u) = &o.uri {
         return Ok((u.clone(), None));
     }
     println!("cam: no camera given (--uri or CAM_URI): starting the simulated Tapo camera");
-    let sim = tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
-        pattern: "pattern=smpte".into(),
-        ..Default::default()
-    })?;
-    let uri = format!("rtsp://admin@127.0.0.1:{}/stream1", sim.port());
-    std::env::set_var("CAM_PASSWORD", tapo_sim::TapoConfig::default().password);
+    let password = "sim-secret";
+    let sim = sim_process::TapoProcess::spawn(
+        &sim_process::beside_current_exe()?,
+        password,
+        &["--pattern", "pattern=smpte"],
+    )?;
+    let uri = format!("rtsp://admin@127.0.0.1:{}/stream1", sim.port);
+    std::env::set_var("CAM_PASSWORD", password);
     println!("cam: simulated camera at {uri} (1920x1080 H.264 + PCMA, 15 fps)");
     Ok((uri, Some(sim)))
 }
@@ -532,7 +535,7 @@ fn print_stats(s: &gst::Structure) {
 /// The main job: probe, then watch (display) or record with a camera reboot in the
 /// middle (headless, simulated camera), showing the recording survives it.
 fn demo(o: &Opts) -> Result<i32, String> {
-    let (uri, sim) = camera(o)?;
+    let (uri, mut sim) = camera(o)?;
     let code = probe(&uri, o)?;
     if code != 0 {
         return Ok(code);
@@ -544,11 +547,11 @@ fn demo(o: &Opts) -> Result<i32, String> {
     let mut rebooted = false;
     let half = Duration::from_secs(o.seconds / 2);
     let mut reboot = |t: Duration| {
-        if let (Some(s), false) = (&sim, rebooted) {
+        if let (Some(s), false) = (sim.as_mut(), rebooted) {
             if t >= half {
                 rebooted = true;
                 println!("cam: rebooting the simulated camera (down 2 s) while recording");
-                s.restart(Duration::from_secs(2));
+                s.command("restart 2000");
             }
         }
     };

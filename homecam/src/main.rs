@@ -416,27 +416,37 @@ fn probe(cam: &homecam::config::Camera, timeout: f64) -> Result<String, String> 
 
 /// The built-in demo: a simulated camera (people walking in a hallway when opencv-doc's
 /// footage is installed) and its configuration, with a demo login for the web app.
-fn demo_config() -> Result<(Config, tapo_sim::TapoSim, Option<String>), String> {
+fn demo_config() -> Result<(Config, sim_process::TapoProcess, Option<String>), String> {
     let people = std::path::Path::new(VTEST).exists();
-    let sim = tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
-        pattern: if people {
-            format!("file={VTEST} seconds=20 hold=12")
-        } else {
-            "pattern=ball motion=wavy background-color=0xff405030".into()
-        },
-        main_size: (640, 480),
-        sub_size: (640, 480),
-        fps: 10,
-        ..Default::default()
-    })?;
-    std::env::set_var(
-        "HOMECAM_DEMO_PASSWORD",
-        tapo_sim::TapoConfig::default().password,
-    );
+    let pattern = if people {
+        format!("file={VTEST} seconds=20 hold=12")
+    } else {
+        "pattern=ball motion=wavy background-color=0xff405030".into()
+    };
+    // A fresh password for the simulated camera, handed over in the environment.
+    let mut raw = [0u8; 8];
+    getrandom::fill(&mut raw).map_err(|e| e.to_string())?;
+    let camera_password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    // The simulator is a program of its own: homecam links no simulator code.
+    let sim = sim_process::TapoProcess::spawn(
+        &sim_process::beside_current_exe()?,
+        &camera_password,
+        &[
+            "--pattern",
+            &pattern,
+            "--main-size",
+            "640x480",
+            "--sub-size",
+            "640x480",
+            "--fps",
+            "10",
+        ],
+    )?;
+    std::env::set_var("HOMECAM_DEMO_PASSWORD", &camera_password);
     let dir = std::env::current_dir()
         .map_err(|e| e.to_string())?
         .join("homecam-demo");
-    let mut text = demo_text(sim.port(), &dir.to_string_lossy(), people);
+    let mut text = demo_text(sim.port, &dir.to_string_lossy(), people);
     // Port 8080 taken: any free one.
     if std::net::TcpListener::bind("127.0.0.1:8080").is_err() {
         text = text.replace("127.0.0.1:8080", "127.0.0.1:0");
@@ -444,7 +454,7 @@ fn demo_config() -> Result<(Config, tapo_sim::TapoSim, Option<String>), String> 
     text.push_str(&demo_brokers());
     println!(
         "homecam: no configuration given: the demo with a simulated camera on port {} (homecam default-config shows it){}",
-        sim.port(),
+        sim.port,
         if people {
             ", showing people walking in a hallway (opencv-doc's vtest.avi)"
         } else {

@@ -15,7 +15,8 @@
 //! Video is a clip encoded once by x264enc and looped at real-time pace (encoding
 //! 1080p live would eat a core of this two-core machine); audio is a live A-law tone.
 
-pub mod process;
+/// The simulator as a separate process (the `sim-process` crate).
+pub use sim_process as process;
 mod quirks;
 
 use gst::glib;

@@ -1,7 +1,9 @@
-//! The simulator as a separate process, for tests and benchmarks.
+//! The simulated Tapo camera (`tapo-sim`) as a separate process: for the demos of
+//! `homecam` and `cam`, which so link no simulator code, and for tests and benchmarks
+//! that freeze it (SIGSTOP) or reboot it (its `restart` command).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,14 +17,24 @@ pub struct TapoProcess {
     pub port: u16,
 }
 
+/// The `tapo-sim` program beside the running one (`homecam`, `cam`: the same build).
+pub fn beside_current_exe() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("where am I: {e}"))?;
+    let bin = exe.with_file_name("tapo-sim");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "the simulated camera needs the tapo-sim program beside {} (cargo build -p tapo-sim)",
+            exe.display()
+        ))
+    }
+}
+
 impl TapoProcess {
-    /// Start `bin` (the `tapo-sim` binary) on a free port with `password`.
-    pub fn start(bin: &Path, password: &str, extra: &[&str]) -> TapoProcess {
-        assert!(
-            bin.exists(),
-            "no {}: build it first (cargo build -p tapo-sim; scripts/test does)",
-            bin.display()
-        );
+    /// Start `bin` (the `tapo-sim` binary) on a free port with `password`; `extra` are
+    /// more arguments (`--pattern`, `--fps`...).
+    pub fn spawn(bin: &Path, password: &str, extra: &[&str]) -> Result<TapoProcess, String> {
         let mut child = Command::new(bin)
             .args(["--port", "0", "--password-env", "TAPO_PROCESS_PW"])
             .args(extra)
@@ -30,17 +42,21 @@ impl TapoProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("spawn tapo-sim");
-        let stdin = child.stdin.take().unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let mut out = BufReader::new(child.stdout.take().ok_or("no stdout")?);
         let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let port = first
+        let _ = out.read_line(&mut first);
+        let Some(port) = first
             .split("rtsp://127.0.0.1:")
             .nth(1)
             .and_then(|s| s.split('/').next())
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("tapo-sim did not start: {first:?}"));
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("the simulated camera did not start: {first:?}"));
+        };
         let lines = Arc::new(Mutex::new(Vec::new()));
         let l2 = lines.clone();
         std::thread::spawn(move || {
@@ -48,12 +64,22 @@ impl TapoProcess {
                 l2.lock().unwrap().push(line);
             }
         });
-        TapoProcess {
+        Ok(TapoProcess {
             child,
             stdin,
             lines,
             port,
-        }
+        })
+    }
+
+    /// [`TapoProcess::spawn`] for tests: panics with the reason.
+    pub fn start(bin: &Path, password: &str, extra: &[&str]) -> TapoProcess {
+        assert!(
+            bin.exists(),
+            "no {}: build it first (cargo build -p tapo-sim; scripts/test does)",
+            bin.display()
+        );
+        TapoProcess::spawn(bin, password, extra).unwrap()
     }
 
     /// `rtsp://admin:<password>@127.0.0.1:<port>/stream2`.
@@ -70,6 +96,7 @@ impl TapoProcess {
     }
 
     pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: a signal to our own child process.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
     }
 
@@ -81,9 +108,10 @@ impl TapoProcess {
         self.signal(libc::SIGCONT);
     }
 
+    /// A command on the simulator's standard input (`restart 3000`, `video-stall 5000`).
     pub fn command(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
+        let _ = writeln!(self.stdin, "{cmd}");
+        let _ = self.stdin.flush();
     }
 
     /// `stats` from the simulator: (video frames, connections, keep-alives).
