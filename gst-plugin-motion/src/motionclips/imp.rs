@@ -474,14 +474,24 @@ impl MotionClips {
         let settings = self.settings.lock().unwrap().clone();
         match kind {
             "confirmed" => {
-                let mut st = self.state.lock().unwrap();
-                if let Some(ev) = st.events.get_mut(&id) {
+                let wall = {
+                    let mut st = self.state.lock().unwrap();
+                    let Some(ev) = st.events.get_mut(&id) else {
+                        return;
+                    };
                     ev.confirmed = true;
                     ev.label = s.get::<String>("label").unwrap_or_default();
                     ev.score = s.get::<f32>("score").unwrap_or(0.0);
+                    let wall = ev.start_wall;
                     if !ev.in_clip {
                         self.start_clip(&mut st, &settings, id);
                     }
+                    wall
+                };
+                // The snapshot now, from the confirming frame (an alert can carry it at
+                // once); the event's end replaces it with the best frame.
+                if settings.snapshots {
+                    self.snapshot(s, &settings, id, wall, true);
                 }
             }
             "end" => {
@@ -506,44 +516,57 @@ impl MotionClips {
                 if !keep || !settings.snapshots {
                     return;
                 }
-                let Ok(sample) = s.get::<gst::Sample>("snapshot") else {
-                    return;
-                };
-                let bbox = s.get::<gst::Structure>("box").ok().map(|b| {
-                    let f = |k: &str| b.get::<f32>(k).unwrap_or(0.0);
-                    [f("x"), f("y"), f("w"), f("h")]
-                });
-                let path = Path::new(&settings.location)
-                    .join(clip_name(&settings.camera, wall, id))
-                    .with_extension("jpg");
-                match crate::frame::write_snapshot(&sample, bbox, &path) {
-                    Ok(()) => {
-                        if let Some(ev) = self.state.lock().unwrap().events.get_mut(&id) {
-                            ev.snapshot = Some(path.clone());
-                        }
-                        let mut m = gst::Structure::builder("motionclips")
-                            .field("type", "snapshot")
-                            .field("id", id)
-                            .field("camera", &settings.camera)
-                            .field("label", s.get::<String>("label").unwrap_or_default())
-                            .field("score", s.get::<f32>("score").unwrap_or(0.0))
-                            .field("verdict", if confirmed { "confirmed" } else { "dismissed" })
-                            .field("location", path.to_string_lossy().to_string())
-                            .build();
-                        if let Ok(b) = s.get::<gst::Structure>("box") {
-                            m.set("box", b);
-                        }
-                        self.post(m);
-                    }
-                    Err(e) => gst::element_imp_warning!(
-                        self,
-                        gst::ResourceError::Write,
-                        ("Cannot write the snapshot {}", path.display()),
-                        ["{e}"]
-                    ),
-                }
+                self.snapshot(s, &settings, id, wall, confirmed);
             }
             _ => {}
+        }
+    }
+
+    /// Writes the frame in `s` (an objectdetect `confirmed` or `end` message) as the
+    /// event's JPEG snapshot, with the object's box, and announces it.
+    fn snapshot(
+        &self,
+        s: &gst::StructureRef,
+        settings: &Settings,
+        id: u64,
+        wall: f64,
+        confirmed: bool,
+    ) {
+        let Ok(sample) = s.get::<gst::Sample>("snapshot") else {
+            return;
+        };
+        let bbox = s.get::<gst::Structure>("box").ok().map(|b| {
+            let f = |k: &str| b.get::<f32>(k).unwrap_or(0.0);
+            [f("x"), f("y"), f("w"), f("h")]
+        });
+        let path = Path::new(&settings.location)
+            .join(clip_name(&settings.camera, wall, id))
+            .with_extension("jpg");
+        match crate::frame::write_snapshot(&sample, bbox, &path) {
+            Ok(()) => {
+                if let Some(ev) = self.state.lock().unwrap().events.get_mut(&id) {
+                    ev.snapshot = Some(path.clone());
+                }
+                let mut m = gst::Structure::builder("motionclips")
+                    .field("type", "snapshot")
+                    .field("id", id)
+                    .field("camera", &settings.camera)
+                    .field("label", s.get::<String>("label").unwrap_or_default())
+                    .field("score", s.get::<f32>("score").unwrap_or(0.0))
+                    .field("verdict", if confirmed { "confirmed" } else { "dismissed" })
+                    .field("location", path.to_string_lossy().to_string())
+                    .build();
+                if let Ok(b) = s.get::<gst::Structure>("box") {
+                    m.set("box", b);
+                }
+                self.post(m);
+            }
+            Err(e) => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Cannot write the snapshot {}", path.display()),
+                ["{e}"]
+            ),
         }
     }
 

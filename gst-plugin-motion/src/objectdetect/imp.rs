@@ -212,7 +212,7 @@ impl ObjectImpl for ObjectDetect {
                     .build(),
                 glib::ParamSpecBoolean::builder("snapshot")
                     .nick("Snapshot")
-                    .blurb("Attach a copy of each event's best frame to its 'end' message as 'snapshot' (a GstSample); motionclips turns it on")
+                    .blurb("Attach a copy of the confirming frame to 'confirmed' and of each event's best frame to its 'end' message, as 'snapshot' (a GstSample); motionclips turns it on")
                     .default_value(false)
                     .mutable_playing()
                     .build(),
@@ -457,18 +457,26 @@ impl ObjectDetect {
                 if let Some((d, group)) = watched {
                     let first = ev.best_watched.is_none();
                     if first {
-                        self.post(
-                            gst::Structure::builder("objectdetect")
-                                .field("type", "confirmed")
-                                .field("id", id)
-                                .field("label", &d.label)
-                                .field("group", &group)
-                                .field("score", d.score)
-                                .field("box", object(&d))
-                                .field("stream-time", (t * 1e9) as u64)
-                                .field("start-stream-time", (ev.start * 1e9) as u64)
-                                .build(),
-                        );
+                        let mut s = gst::Structure::builder("objectdetect")
+                            .field("type", "confirmed")
+                            .field("id", id)
+                            .field("label", &d.label)
+                            .field("group", &group)
+                            .field("score", d.score)
+                            .field("box", object(&d))
+                            .field("stream-time", (t * 1e9) as u64)
+                            .field("start-stream-time", (ev.start * 1e9) as u64)
+                            .build();
+                        // The confirming frame too: an alert can carry the picture at once.
+                        if self.settings.lock().unwrap().snapshot {
+                            if let Ok(caps) = info.to_caps() {
+                                s.set(
+                                    "snapshot",
+                                    gst::Sample::builder().buffer(&buffer).caps(&caps).build(),
+                                );
+                            }
+                        }
+                        self.post(s);
                     }
                     if first
                         || ev
