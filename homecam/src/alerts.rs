@@ -1,18 +1,17 @@
 //! Alert rules over the events: a rate over a window (`rate` events in `window` s), a
 //! local time-of-day window (`hours = "02:00-06:00"`, across midnight allowed), label and
-//! camera filters; one alert per rule per `cooldown`. Delivered by e-mail (SMTP, `lettre`)
-//! and by webhook (HTTP POST of JSON) on a thread of their own, so a slow mail server never
-//! holds the daemon up.
+//! camera filters; one alert per rule per `cooldown`. Delivered by e-mail (SMTP, `lettre`,
+//! the event's snapshot inline) on a thread of its own, so a slow mail server never holds
+//! the daemon up; push services and webhooks are [`crate::notify`]'s.
 
 use crate::config::{AlertRule, SmtpConfig};
 use crate::event::Event;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
-use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Alert {
     pub rule: String,
     pub message: String,
@@ -39,7 +38,7 @@ pub fn local_minutes(unix: f64) -> u32 {
     (tm.tm_hour * 60 + tm.tm_min) as u32
 }
 
-fn within(minute: u32, (a, b): (u32, u32)) -> bool {
+pub fn within(minute: u32, (a, b): (u32, u32)) -> bool {
     if a <= b {
         (a..b).contains(&minute)
     } else {
@@ -143,24 +142,33 @@ impl Alerts {
     }
 }
 
-/// Sends alerts on a thread of its own; results come back as log lines.
+/// What the mail of an alert carries besides the alert.
+#[derive(Debug, Clone, Default)]
+pub struct MailExtras {
+    /// The event's snapshot (a JPEG), shown inline.
+    pub snapshot: Option<std::path::PathBuf>,
+    /// A link to the event in the web app.
+    pub link: Option<String>,
+}
+
+/// Mails alerts on a thread of its own; results come back as log lines.
 pub struct Sender {
-    tx: mpsc::Sender<(Alert, AlertRule)>,
+    tx: mpsc::Sender<(Alert, AlertRule, MailExtras)>,
     pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Sender {
     pub fn start(smtp: Option<SmtpConfig>, log: mpsc::Sender<String>) -> Sender {
-        let (tx, rx) = mpsc::channel::<(Alert, AlertRule)>();
+        let (tx, rx) = mpsc::channel::<(Alert, AlertRule, MailExtras)>();
         let pending = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let p2 = pending.clone();
         std::thread::Builder::new()
             .name("alerts".into())
             .spawn(move || {
-                for (alert, rule) in rx {
+                for (alert, rule, extras) in rx {
                     if !rule.email.is_empty() {
                         let r = match &smtp {
-                            Some(s) => send_mail(s, &rule.email, &alert),
+                            Some(s) => send_mail(s, &rule.email, &alert, &extras),
                             None => Err("no [smtp] configured".into()),
                         };
                         let _ = log.send(match r {
@@ -172,14 +180,6 @@ impl Sender {
                             Err(e) => format!("alert {:?}: e-mail failed: {e}", alert.rule),
                         });
                     }
-                    if let Some(url) = &rule.webhook {
-                        let _ = log.send(match post_json(url, &alert) {
-                            Ok(code) => {
-                                format!("alert {:?} posted to the webhook: HTTP {code}", alert.rule)
-                            }
-                            Err(e) => format!("alert {:?}: webhook failed: {e}", alert.rule),
-                        });
-                    }
                     p2.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 }
             })
@@ -187,10 +187,13 @@ impl Sender {
         Sender { tx, pending }
     }
 
-    pub fn send(&self, alert: Alert, rule: AlertRule) {
+    pub fn send(&self, alert: Alert, rule: AlertRule, extras: MailExtras) {
+        if rule.email.is_empty() {
+            return;
+        }
         self.pending
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if self.tx.send((alert, rule)).is_err() {
+        if self.tx.send((alert, rule, extras)).is_err() {
             self.pending
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
@@ -202,8 +205,21 @@ impl Sender {
     }
 }
 
-fn send_mail(s: &SmtpConfig, to: &[String], a: &Alert) -> Result<(), String> {
+/// The largest snapshot put in a mail.
+const MAX_MAIL_IMAGE: u64 = 4 << 20;
+
+/// A JPEG file's bytes (at most `max`), when it is one.
+pub fn read_jpeg(path: &std::path::Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= max && bytes.starts_with(&[0xff, 0xd8])).then_some(bytes)
+}
+
+fn send_mail(s: &SmtpConfig, to: &[String], a: &Alert, x: &MailExtras) -> Result<(), String> {
     use lettre::message::header::ContentType;
+    use lettre::message::{Attachment, MultiPart, SinglePart};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Tls, TlsParameters};
     use lettre::{Message, SmtpTransport, Transport};
@@ -213,16 +229,57 @@ fn send_mail(s: &SmtpConfig, to: &[String], a: &Alert) -> Result<(), String> {
                 .parse()
                 .map_err(|e| format!("from {:?}: {e}", s.from))?,
         )
-        .subject(format!("[homecam] {}", a.message))
-        .header(ContentType::TEXT_PLAIN);
+        .subject(format!("[homecam] {}", a.message));
     for t in to {
         b = b.to(t.parse().map_err(|e| format!("to {t:?}: {e}"))?);
     }
-    let body = format!(
+    let mut text = format!(
         "{}\n\nrule: {}\ncamera: {} ({})\nlabel: {}\nevents: {} within {:.0} s\nevent: {}\n",
         a.message, a.rule, a.camera, a.location, a.label, a.count, a.window, a.event_id
     );
-    let msg = b.body(body).map_err(|e| e.to_string())?;
+    if let Some(l) = &x.link {
+        text.push_str(&format!("link: {l}\n"));
+    }
+    let image = x
+        .snapshot
+        .as_deref()
+        .and_then(|p| read_jpeg(p, MAX_MAIL_IMAGE));
+    let msg = match image {
+        // text/plain for every reader, and HTML with the picture inline (multipart/related,
+        // the image by Content-ID) for the others.
+        Some(jpeg) => {
+            let esc = |s: &str| {
+                s.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+                    .replace('"', "&quot;")
+            };
+            let link = x
+                .link
+                .as_ref()
+                .map(|l| format!("<p><a href=\"{}\">Open the event</a></p>", esc(l)))
+                .unwrap_or_default();
+            let html = format!(
+                "<p><b>{}</b></p><p><img src=\"cid:snapshot\" alt=\"snapshot\" style=\"max-width:100%\"></p><pre>{}</pre>{link}",
+                esc(&a.message),
+                esc(&text)
+            );
+            let jpeg_type = ContentType::parse("image/jpeg").map_err(|e| e.to_string())?;
+            b.multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::plain(text))
+                    .multipart(
+                        MultiPart::related()
+                            .singlepart(SinglePart::html(html))
+                            .singlepart(
+                                Attachment::new_inline("snapshot".into()).body(jpeg, jpeg_type),
+                            ),
+                    ),
+            )
+        }
+        None => b.header(ContentType::TEXT_PLAIN).body(text),
+    }
+    .map_err(|e| e.to_string())?;
     let tls = |host: &str| TlsParameters::new(host.into()).map_err(|e| e.to_string());
     let mut t = SmtpTransport::builder_dangerous(&s.host)
         .port(s.port)
@@ -244,39 +301,6 @@ fn send_mail(s: &SmtpConfig, to: &[String], a: &Alert) -> Result<(), String> {
         .map_err(|e| format!("SMTP {}:{}: {e}", s.host, s.port))
 }
 
-/// POSTs `body` as JSON to an `http://host[:port]/path` URL; the HTTP status.
-fn post_json(url: &str, body: &impl Serialize) -> Result<u16, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "only http:// webhooks are supported".to_string())?;
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
-    let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
-    let mut s = std::net::TcpStream::connect(&addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-        json.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut head = [0u8; 64];
-    let n = s.read(&mut head).map_err(|e| e.to_string())?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no HTTP status in {line:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +316,7 @@ mod tests {
             cooldown: 600.0,
             email: vec![],
             webhook: None,
+            targets: vec![],
         }
     }
 

@@ -150,7 +150,217 @@ pub struct AlertRule {
     pub cooldown: f64,
     #[serde(default)]
     pub email: Vec<String>,
+    /// A plain JSON POST of the alert (`http://` or `https://`): the same as a `webhook`
+    /// target without a snapshot.
     pub webhook: Option<String>,
+    /// Where the rule's alerts go: push services and webhooks (`[[alert.target]]`).
+    #[serde(default, rename = "target")]
+    pub targets: Vec<Target>,
+}
+
+/// One destination of a rule's alerts (`docs/alerts.md`). Secrets (tokens, webhook URLs
+/// that embed one) come from `*-env` or `*-file` only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Target {
+    /// `ntfy`, `pushover`, `telegram`, `discord`, `slack` or `webhook`.
+    pub kind: Spanned<String>,
+    /// For messages and metrics; default: the kind.
+    pub name: Option<String>,
+    /// ntfy: the topic URL; webhook: the URL (when it holds no secret).
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<String>,
+    pub url_file: Option<PathBuf>,
+    /// ntfy (access token), pushover (application token), telegram (bot token).
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// pushover: the user key.
+    pub user_env: Option<String>,
+    pub user_file: Option<PathBuf>,
+    /// telegram: the chat.
+    pub chat_id: Option<String>,
+    /// The service's API base, for a self-hosted or test server (pushover, telegram).
+    pub api_url: Option<String>,
+    /// A PEM file of CA certificates to trust besides the system's (a self-hosted server
+    /// with its own CA).
+    pub ca_file: Option<PathBuf>,
+    /// webhook: `base64` (the JPEG in the JSON), `url` (a link to the web app) or `none`.
+    #[serde(default = "default_snapshot_mode")]
+    pub snapshot: Spanned<String>,
+    /// Local hours when this target stays quiet, `HH:MM-HH:MM`.
+    pub quiet_hours: Option<Spanned<String>>,
+    /// Only alerts about these labels or groups; empty: all of the rule's.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// An alert not delivered within this is dropped (and counted), not sent late.
+    #[serde(default = "default_max_delay")]
+    pub max_delay: Spanned<String>,
+    /// How long one attempt may take, connection included; then it is retried.
+    #[serde(default = "default_target_timeout")]
+    pub timeout: Spanned<String>,
+}
+
+fn default_target_timeout() -> Spanned<String> {
+    Spanned::new(0..0, "20s".into())
+}
+
+fn default_snapshot_mode() -> Spanned<String> {
+    Spanned::new(0..0, "base64".into())
+}
+fn default_max_delay() -> Spanned<String> {
+    Spanned::new(0..0, "10m".into())
+}
+
+/// The kinds of targets.
+pub const TARGET_KINDS: &[&str] = &[
+    "ntfy", "pushover", "telegram", "discord", "slack", "webhook",
+];
+
+impl Target {
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.kind.get_ref().clone())
+    }
+
+    /// The URL: `url`, or from `url-env` / `url-file`.
+    pub fn url(&self) -> Result<Option<String>, String> {
+        if let Some(u) = &self.url {
+            return Ok(Some(u.get_ref().clone()));
+        }
+        secret(
+            &format!("target {:?} url", self.name()),
+            self.url_env.as_deref(),
+            self.url_file.as_deref(),
+        )
+    }
+
+    pub fn token(&self) -> Result<Option<String>, String> {
+        secret(
+            &format!("target {:?} token", self.name()),
+            self.token_env.as_deref(),
+            self.token_file.as_deref(),
+        )
+    }
+
+    pub fn user(&self) -> Result<Option<String>, String> {
+        secret(
+            &format!("target {:?} user", self.name()),
+            self.user_env.as_deref(),
+            self.user_file.as_deref(),
+        )
+    }
+
+    pub fn max_delay_secs(&self) -> f64 {
+        gstringrec::store::parse_duration(self.max_delay.get_ref())
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(600.0)
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        gstringrec::store::parse_duration(self.timeout.get_ref())
+            .unwrap_or(std::time::Duration::from_secs(20))
+    }
+
+    pub fn quiet_hours(&self) -> Option<(u32, u32)> {
+        self.quiet_hours
+            .as_ref()
+            .and_then(|h| parse_hours(h.get_ref()).ok())
+    }
+
+    /// Problems with the target (spans for line numbers).
+    fn problems(&self) -> Vec<(std::ops::Range<usize>, String)> {
+        let kind = self.kind.get_ref().as_str();
+        let name = self.name();
+        let mut out = Vec::new();
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                out.push((
+                    self.kind.span(),
+                    format!("target {name:?} ({kind}) needs {what}"),
+                ));
+            }
+        };
+        let has_url = self.url.is_some() || self.url_env.is_some() || self.url_file.is_some();
+        let has_token = self.token_env.is_some() || self.token_file.is_some();
+        match kind {
+            "ntfy" => need(has_url, "url (the topic URL), url-env or url-file"),
+            "pushover" => {
+                need(has_token, "token-env or token-file (the application token)");
+                need(
+                    self.user_env.is_some() || self.user_file.is_some(),
+                    "user-env or user-file (the user key)",
+                );
+            }
+            "telegram" => {
+                need(has_token, "token-env or token-file (the bot token)");
+                need(self.chat_id.is_some(), "chat-id");
+            }
+            "discord" | "slack" | "webhook" => {
+                need(has_url, "url-env or url-file (the webhook URL)")
+            }
+            _ => out.push((
+                self.kind.span(),
+                format!(
+                    "target {name:?}: kind {kind:?} is not one of {}",
+                    TARGET_KINDS.join(", ")
+                ),
+            )),
+        }
+        // A Discord or Slack webhook URL is its own secret: never inline.
+        if let (Some(u), "discord" | "slack") = (&self.url, kind) {
+            out.push((
+                u.span(),
+                format!("target {name:?}: a {kind} webhook URL holds its secret: give it with url-env or url-file, not url"),
+            ));
+        }
+        if let Some(u) = &self.url {
+            let u = u.get_ref();
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                out.push((
+                    self.url.as_ref().unwrap().span(),
+                    format!("target {name:?}: url must be http:// or https://"),
+                ));
+            }
+        }
+        if let Some(a) = &self.api_url {
+            if !(a.starts_with("https://") || a.starts_with("http://")) {
+                out.push((
+                    self.kind.span(),
+                    format!("target {name:?}: api-url must be http:// or https://"),
+                ));
+            }
+        }
+        if !matches!(self.snapshot.get_ref().as_str(), "base64" | "url" | "none") {
+            out.push((
+                self.snapshot.span(),
+                format!("target {name:?}: snapshot is base64, url or none"),
+            ));
+        }
+        if let Some(h) = &self.quiet_hours {
+            if let Err(e) = parse_hours(h.get_ref()) {
+                out.push((h.span(), format!("target {name:?}: quiet-hours: {e}")));
+            }
+        }
+        if let Err(e) = gstringrec::store::parse_duration(self.max_delay.get_ref()) {
+            out.push((
+                self.max_delay.span(),
+                format!("target {name:?}: max-delay: {e}"),
+            ));
+        }
+        match gstringrec::store::parse_duration(self.timeout.get_ref()) {
+            Err(e) => out.push((
+                self.timeout.span(),
+                format!("target {name:?}: timeout: {e}"),
+            )),
+            Ok(d) if d.is_zero() || d > std::time::Duration::from_secs(300) => out.push((
+                self.timeout.span(),
+                format!("target {name:?}: timeout must be between 1s and 5m"),
+            )),
+            Ok(_) => {}
+        }
+        out
+    }
 }
 
 impl AlertRule {
@@ -361,12 +571,8 @@ fn secret(what: &str, env: Option<&str>, file: Option<&Path>) -> Result<Option<S
             .map_err(|_| format!("{what}: ${var} is not set"));
     }
     if let Some(file) = file {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            format!(
-                "{what}: cannot read the password file {}: {e}",
-                file.display()
-            )
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("{what}: cannot read {}: {e}", file.display()))?;
         return Ok(Some(text.lines().next().unwrap_or("").to_string()));
     }
     Ok(None)
@@ -761,12 +967,34 @@ impl Config {
             if rule
                 .webhook
                 .as_ref()
-                .is_some_and(|w| !w.starts_with("http://"))
+                .is_some_and(|w| !(w.starts_with("http://") || w.starts_with("https://")))
             {
                 errors.push(ConfigError {
                     line: None,
-                    message: format!("alert {:?}: webhook must be an http:// URL", rule.name),
+                    message: format!(
+                        "alert {:?}: webhook must be an http:// or https:// URL",
+                        rule.name
+                    ),
                 });
+            }
+            let mut names = HashSet::new();
+            for t in &rule.targets {
+                for (span, message) in t.problems() {
+                    errors.push(ConfigError {
+                        line: at(span),
+                        message: format!("alert {:?}: {message}", rule.name),
+                    });
+                }
+                if !names.insert(t.name()) {
+                    errors.push(ConfigError {
+                        line: at(t.kind.span()),
+                        message: format!(
+                            "alert {:?}: two targets are named {:?} (give them names)",
+                            rule.name,
+                            t.name()
+                        ),
+                    });
+                }
             }
         }
         if let Some(k) = &cfg.kafka {
@@ -1037,6 +1265,60 @@ password-file = "/etc/homecam/garden.pass"
                 panic!("{doc}: {e:?}\n{text}");
             }
         }
+    }
+
+    #[test]
+    fn alert_targets_are_checked() {
+        let cam = "\n[[camera]]\nname = \"porch\"\nuri = \"rtsp://192.168.1.30/stream1\"\n";
+        let docs = toml_blocks(include_str!("../../docs/alerts.md"));
+        let c = Config::parse(&format!("{docs}{cam}"))
+            .unwrap_or_else(|e| panic!("docs/alerts.md: {e:?}"));
+        assert_eq!(c.alerts[0].targets.len(), 6);
+        let t = &c.alerts[0].targets[5];
+        assert_eq!(
+            (t.name(), t.max_delay_secs(), t.timeout().as_secs()),
+            ("home-assistant".into(), 600.0, 20)
+        );
+        assert_eq!(t.quiet_hours(), Some((23 * 60, 7 * 60)));
+        let errors = |targets: &str| {
+            let text = format!("[[alert]]\nname = \"a\"\n{targets}{cam}");
+            Config::parse(&text).err().unwrap_or_default()
+        };
+        let secret = "https://discord.com/api/webhooks/1/SECRET";
+        let e = errors(&format!(
+            "[[alert.target]]\nkind = \"discord\"\nurl = \"{secret}\"\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].message.contains("url-env or url-file") && e[0].line == Some(5),
+            "{e:?}"
+        );
+        assert!(!e[0].to_string().contains("SECRET"), "{e:?}");
+        let e = errors("[[alert.target]]\nkind = \"signal\"\n");
+        assert!(
+            e[0].message.contains("is not one of ntfy, pushover"),
+            "{e:?}"
+        );
+        let e = errors("[[alert.target]]\nkind = \"pushover\"\ntoken-env = \"T\"\n");
+        assert!(
+            e[0].message.contains("needs user-env or user-file"),
+            "{e:?}"
+        );
+        let e = errors("[[alert.target]]\nkind = \"telegram\"\ntoken-env = \"T\"\n");
+        assert!(e[0].message.contains("needs chat-id"), "{e:?}");
+        let ntfy = "[[alert.target]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/t\"\n";
+        let e = errors(&format!("{ntfy}{ntfy}"));
+        assert!(
+            e[0].message.contains("two targets are named \"ntfy\""),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{ntfy}timeout = \"0s\"\nquiet-hours = \"7-9\"\nsnapshot = \"gif\"\n"
+        ));
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(errors(&format!("{ntfy}token = \"tk_x\"\n"))[0]
+            .message
+            .contains("unknown field"));
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod insights;
 pub mod kafka;
 pub mod metrics;
 pub mod mqtt;
+pub mod notify;
 pub mod spool;
 pub mod web;

@@ -526,6 +526,7 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         )?),
         None => None,
     };
+    let notifier = homecam::notify::Notifier::start(&cfg, log_tx.clone())?;
     let metrics = if cfg.general.metrics.is_empty() {
         None
     } else {
@@ -533,6 +534,7 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
             &cfg.general.metrics,
             cams.clone(),
             kafka.as_ref().map(|k| k.stats.clone()),
+            notifier.stats(),
         )?;
         println!("homecam: metrics on http://{m}/metrics");
         Some(m)
@@ -575,7 +577,14 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         last: HashMap::new(),
         insights: Aggregator::new(&cfg.insights, &names, now()),
         alerts: Alerts::new(&cfg.alerts),
-        sender: homecam::alerts::Sender::start(cfg.smtp.clone(), log_tx),
+        sender: homecam::alerts::Sender::start(cfg.smtp.clone(), log_tx.clone()),
+        notifier,
+        held: Vec::new(),
+        link_base: cfg
+            .web
+            .as_ref()
+            .map(|w| w.public_url.trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty()),
         rules: cfg.alerts.clone(),
         index: index.clone(),
         web: web.as_ref().map(|(_, s)| s.clone()),
@@ -587,9 +596,10 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     while !STOP.load(Ordering::SeqCst)
         && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s)
     {
-        if let Ok(r) = rx.recv_timeout(Duration::from_millis(200)) {
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
             out.handle(r);
         }
+        out.release_alerts(false);
         while let Ok(l) = log_rx.try_recv() {
             println!("homecam: {l}");
         }
@@ -655,11 +665,14 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         rt.shutdown_timeout(Duration::from_millis(300));
     }
     index.flush(Duration::from_secs(2));
-    // Alerts still being delivered get a moment.
+    // Alerts still waiting for their picture go without it; mails being sent get a moment;
+    // what the push targets have not delivered stays in their outboxes.
+    out.release_alerts(true);
     let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline && !out.sender.idle() {
+    while Instant::now() < deadline && !(out.sender.idle() && out.notifier.idle()) {
         std::thread::sleep(Duration::from_millis(20));
     }
+    out.notifier.close();
     while let Ok(l) = log_rx.try_recv() {
         println!("homecam: {l}");
     }
@@ -815,9 +828,26 @@ struct Outputs {
     insights: Aggregator,
     alerts: Alerts,
     sender: homecam::alerts::Sender,
+    notifier: homecam::notify::Notifier,
+    /// Alerts waiting (up to [`SNAPSHOT_WAIT`]) for their event's snapshot.
+    held: Vec<HeldAlert>,
+    /// `[web] public-url`, for links to the events.
+    link_base: Option<String>,
     rules: Vec<homecam::config::AlertRule>,
     index: Arc<Index>,
     web: Option<Arc<homecam::web::State>>,
+}
+
+/// How long a fired alert waits for its event's snapshot (objectdetect confirms the
+/// object a frame before motionclips has written the picture of it).
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+
+struct HeldAlert {
+    alert: homecam::alerts::Alert,
+    event: homecam::event::Event,
+    /// Unix seconds when it fired.
+    fired: f64,
+    until: Instant,
 }
 
 /// An event as the web pages get it: without file paths (the API links to the files).
@@ -849,13 +879,30 @@ impl Outputs {
                     m.event(&e, self.last.get(&e.id));
                 }
                 self.insights.on_event(&e);
+                // Held alerts of this event go as soon as it has its picture.
+                if e.snapshot.is_some() || e.kind == "end" {
+                    let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+                        .into_iter()
+                        .partition(|h| h.event.id == e.id);
+                    self.held = wait;
+                    for h in ready {
+                        self.dispatch(h.alert, &e, h.fired);
+                    }
+                }
                 for a in self.alerts.on_event(&e) {
                     println!("alert {}", serde_json::to_string(&a).unwrap_or_default());
                     if let Some(m) = &self.mqtt {
                         m.alert(&a);
                     }
-                    if let Some(rule) = self.rules.iter().find(|r| r.name == a.rule) {
-                        self.sender.send(a, rule.clone());
+                    if e.snapshot.is_some() || e.kind == "end" {
+                        self.dispatch(a, &e, now());
+                    } else {
+                        self.held.push(HeldAlert {
+                            alert: a,
+                            event: (*e).clone(),
+                            fired: now(),
+                            until: Instant::now() + SNAPSHOT_WAIT,
+                        });
                     }
                 }
                 if self.last.len() > 1000 {
@@ -885,6 +932,47 @@ impl Outputs {
             }
             Record::Log(l) => println!("homecam: {l}"),
         }
+    }
+
+    /// Sends the held alerts whose wait for a snapshot is over (all of them with `all`).
+    fn release_alerts(&mut self, all: bool) {
+        if self.held.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| all || h.until <= now);
+        self.held = wait;
+        for h in ready {
+            self.dispatch(h.alert, &h.event, h.fired);
+        }
+    }
+
+    /// An alert to its rule's mail and push targets, with the event's snapshot.
+    fn dispatch(&self, alert: homecam::alerts::Alert, e: &homecam::event::Event, fired: f64) {
+        let Some(rule) = self.rules.iter().find(|r| r.name == alert.rule) else {
+            return;
+        };
+        let link = self
+            .link_base
+            .as_ref()
+            .map(|b| format!("{b}/#events/{}", e.id));
+        self.sender.send(
+            alert.clone(),
+            rule.clone(),
+            homecam::alerts::MailExtras {
+                snapshot: e.snapshot.as_ref().map(std::path::PathBuf::from),
+                link: link.clone(),
+            },
+        );
+        self.notifier.send(&homecam::notify::Delivery {
+            created: fired,
+            alert,
+            event: serde_json::from_str(&web_event(e)).unwrap_or_default(),
+            snapshot: e.snapshot.clone(),
+            link,
+        });
     }
 
     /// A periodic `status_update`: to Kafka's status topic (standard output has the

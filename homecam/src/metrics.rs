@@ -2,14 +2,25 @@
 
 use crate::daemon::CameraRun;
 use crate::kafka::KafkaStats;
+use crate::notify::TargetStats;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// An alert target's counters: (rule, target, kind, counters).
+pub type AlertTarget = (String, String, String, Arc<TargetStats>);
+
+/// A label value in the text format: `\`, `"` and newlines escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// The metrics text for `cams`.
-pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>) -> String {
+pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>, alerts: &[AlertTarget]) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
@@ -117,6 +128,53 @@ pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>) -> String {
             v(&k.retries),
         );
     }
+    if !alerts.is_empty() {
+        let mut rows = Vec::new();
+        let mut latency = Vec::new();
+        for (rule, target, kind, st) in alerts {
+            let l = format!(
+                "rule=\"{}\",target=\"{}\",kind=\"{kind}\"",
+                label(rule),
+                label(target)
+            );
+            for (result, v) in [
+                ("sent", &st.sent),
+                ("retried", &st.retried),
+                ("failed", &st.failed),
+                ("dropped", &st.dropped),
+            ] {
+                rows.push((format!("{l},result=\"{result}\""), v.load(Relaxed) as f64));
+            }
+            for q in [0.5, 0.9, 0.99] {
+                if let Some(v) = st.quantile(q) {
+                    latency.push((format!("{l},quantile=\"{q}\""), v));
+                }
+            }
+            latency.push((format!("{l},stat=\"sum\""), *st.latency_sum.lock().unwrap()));
+            latency.push((format!("{l},stat=\"count\""), st.sent.load(Relaxed) as f64));
+        }
+        family(
+            "homecam_alert_deliveries_total",
+            "counter",
+            "Alert delivery attempts by target and result (sent, retried, failed: refused and not retried, dropped: older than max-delay)",
+            rows,
+        );
+        // A summary: the quantiles of the last 1,000 deliveries, _sum and _count of all.
+        out.push_str("# HELP homecam_alert_delivery_seconds Seconds from an alert firing to the service accepting it\n# TYPE homecam_alert_delivery_seconds summary\n");
+        for (l, v) in latency {
+            if let Some(base) = l.strip_suffix(",stat=\"sum\"") {
+                out.push_str(&format!(
+                    "homecam_alert_delivery_seconds_sum{{{base}}} {v}\n"
+                ));
+            } else if let Some(base) = l.strip_suffix(",stat=\"count\"") {
+                out.push_str(&format!(
+                    "homecam_alert_delivery_seconds_count{{{base}}} {v}\n"
+                ));
+            } else {
+                out.push_str(&format!("homecam_alert_delivery_seconds{{{l}}} {v}\n"));
+            }
+        }
+    }
     out
 }
 
@@ -125,6 +183,7 @@ pub fn serve(
     addr: &str,
     cams: Arc<Vec<CameraRun>>,
     kafka: Option<Arc<KafkaStats>>,
+    alerts: Vec<AlertTarget>,
 ) -> Result<SocketAddr, String> {
     let listener =
         TcpListener::bind(addr).map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))?;
@@ -149,7 +208,7 @@ pub fn serve(
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("");
                 let (status, body) = if line.starts_with("GET ") && path == "/metrics" {
-                    ("200 OK", render(&cams, kafka.as_deref()))
+                    ("200 OK", render(&cams, kafka.as_deref(), &alerts))
                 } else {
                     ("404 Not Found", "only /metrics here\n".to_string())
                 };

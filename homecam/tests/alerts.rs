@@ -78,7 +78,7 @@ motion = {{ clips = false }}
         "{stdout}"
     );
     assert!(
-        stdout.contains("posted to the webhook: HTTP 204"),
+        stdout.contains("alert \"any motion\" delivered to Webhook target \"webhook\" (HTTP 204"),
         "{stdout}"
     );
     let mails = mails.lock().unwrap().clone();

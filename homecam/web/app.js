@@ -22,7 +22,7 @@ function el(tag, attrs = {}, ...children) {
 async function api(path, opts = {}) {
   const r = await fetch(path, { credentials: "same-origin", ...opts });
   if (r.status === 401 && document.body.dataset.page === "app") {
-    location.href = "/login";
+    location.href = "/login" + location.hash;
     throw new Error("not logged in");
   }
   const body = await r.json().catch(() => ({}));
@@ -61,7 +61,7 @@ function loginPage() {
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ user: f.get("user"), password: f.get("password") }),
       });
-      location.href = "/";
+      location.href = "/" + location.hash;
     } catch (e) {
       $("#login-error").textContent = e.message;
     }
@@ -141,21 +141,30 @@ function eventItem(e) {
 }
 
 function playClip(e) {
-  if (!e.clip_url) {
-    if (e.snapshot_url) window.open(e.snapshot_url, "_blank", "noopener");
-    return;
-  }
+  if (!e.clip_url && !e.snapshot_url) return;
   $("#modal-title").textContent = `${e.label} · ${e.camera} · ${when(e.start_time)}`;
   const v = $("#clip");
-  v.src = e.clip_url;
+  // An event without a clip (yet) shows its snapshot.
+  v.poster = e.snapshot_url || "";
+  if (e.clip_url) v.src = e.clip_url; else v.removeAttribute("src");
   $("#modal").hidden = false;
-  v.play().catch(() => {});
+  if (e.clip_url) v.play().catch(() => {});
+}
+
+// A link to one event (`#events/ID`, as alerts send it): the list, and the event open.
+async function openEvent(id) {
+  try {
+    playClip(await api(`/api/events/${encodeURIComponent(id)}`));
+  } catch (e) {
+    console.error(e);
+  }
 }
 
 function closeModal() {
   const v = $("#clip");
   v.pause();
   v.removeAttribute("src");
+  v.removeAttribute("poster");
   v.load();
   $("#modal").hidden = true;
 }
@@ -371,13 +380,17 @@ async function loadCharts() {
 }
 
 // Views and updates.
-async function show(view) {
+async function show(hash) {
+  const [view, id] = hash.split("/");
   state.view = view;
   for (const v of document.querySelectorAll(".view")) v.classList.toggle("active", v.id === `view-${view}`);
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   try {
     if (view === "live") renderWall();
-    if (view === "events") await loadEvents();
+    if (view === "events") {
+      await loadEvents();
+      if (id) await openEvent(decodeURIComponent(id));
+    }
     if (view === "timeline") await loadTimeline();
     if (view === "charts") await loadCharts();
     if (view === "health") renderHealth();

@@ -2,6 +2,8 @@
 //! sink and webhook server, and an MQTT subscriber.
 #![allow(dead_code)]
 
+pub mod push;
+
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
