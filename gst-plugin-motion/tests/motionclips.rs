@@ -242,11 +242,17 @@ fn a_confirmed_event_gets_a_clip_with_pre_roll_and_a_snapshot() {
     assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "{snap:?} is no JPEG");
     let img = scenes::load_rgb(&snap);
     assert_eq!((img.w, img.h), (W, H));
+    // One snapshot at the confirmation (for the alerts), replaced by the event's best
+    // frame at its end, in the same file.
     let snaps = of(&msgs, "motionclips", "snapshot");
-    assert_eq!(snaps.len(), 1);
-    assert_eq!(snaps[0].get::<&str>("label"), clip.get::<&str>("label"));
+    assert_eq!(snaps.len(), 2, "{snaps:#?}");
+    assert!(snaps
+        .iter()
+        .all(|s| s.get::<&str>("location") == Ok(snap.to_str().unwrap())));
+    let last = snaps.last().unwrap();
+    assert_eq!(last.get::<&str>("label"), clip.get::<&str>("label"));
     // The box is drawn in red on the snapshot, at the box's place.
-    let b = snaps[0].get::<gst::Structure>("box").unwrap();
+    let b = last.get::<gst::Structure>("box").unwrap();
     let (bx, by) = (
         (b.get::<f32>("x").unwrap() * W as f32) as usize + 1,
         (b.get::<f32>("y").unwrap() * H as f32) as usize + 1,

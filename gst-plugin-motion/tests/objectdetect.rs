@@ -216,6 +216,12 @@ fn a_cat_walking_into_the_garden_is_an_animal() {
     assert_eq!(ends.len(), 1, "{ends:#?}");
     assert_eq!(ends[0].get::<&str>("verdict"), Ok("confirmed"));
     assert!(ends[0].get::<gst::Sample>("snapshot").is_ok());
+    // The confirming frame too, at the frame's size.
+    let s = confirmed[0]
+        .get::<gst::Sample>("snapshot")
+        .expect("the confirming frame");
+    let info = gst_video::VideoInfo::from_caps(s.caps().unwrap()).unwrap();
+    assert_eq!((info.width() as usize, info.height() as usize), (w, h));
     let stats = p.by_name("od").unwrap().property::<gst::Structure>("stats");
     assert!(stats.get::<u64>("inferences").unwrap() >= 2, "{stats}");
 }

@@ -797,16 +797,20 @@ fn browser_checks(
     b.screenshot(&s).save(&artifacts.join("events-clip.png"));
     eprintln!("clip played to {t} s");
     b.eval(&s, "document.querySelector('#modal-close').click(); true");
-    // An alert's link (`#events/ID`) opens the event in a new tab of the same login.
+    // An alert's link (`#events/ID`), loaded afresh, opens the event.
     let id = b.eval(&s, "[...document.querySelectorAll('.event')].find(e => e.textContent.includes('clip')).dataset.id");
     let id = id.as_str().unwrap().to_string();
-    let s2 = b.open(&format!("http://127.0.0.1:{port}/#events/{id}"));
+    b.eval(
+        &s,
+        &format!("location.href = '/?from=alert#events/{id}'; true"),
+    );
     b.wait_for(
-        &s2,
-        "!document.querySelector('#modal').hidden && document.querySelector('#clip').currentTime > 0.3",
+        &s,
+        "location.search == '?from=alert' && !document.querySelector('#modal').hidden && document.querySelector('#clip').currentTime > 0.3",
         Duration::from_secs(20),
         "the linked event's clip plays",
     );
+    b.eval(&s, "document.querySelector('#modal-close').click(); true");
     // The timeline: spans drawn; a range dragged on it downloads a playable MP4.
     b.eval(&s, "location.hash = 'timeline'; true");
     b.wait_for(&s, "document.querySelector('#timeline svg') && document.querySelectorAll('#timeline rect.span').length", Duration::from_secs(15), "the timeline's spans");
