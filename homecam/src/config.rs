@@ -41,6 +41,125 @@ pub struct Config {
     #[serde(default, rename = "alert")]
     pub alerts: Vec<AlertRule>,
     pub web: Option<Web>,
+    pub rtsp: Option<Rtsp>,
+}
+
+/// The RTSP re-stream (`docs/homecam.md`): `rtsp://HOST:PORT/CAMERA` for VLC, Home
+/// Assistant, Frigate..., fed from the daemon's one camera connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Rtsp {
+    /// `host:port`; loopback by default (`0.0.0.0:8554` for the network).
+    #[serde(default = "default_rtsp_listen")]
+    pub listen: Spanned<String>,
+    /// `digest` (the default) or `none` (only on a loopback address).
+    #[serde(default = "default_rtsp_auth")]
+    pub auth: Spanned<String>,
+    /// An htdigest file of `user:homecam:HASH` lines (`homecam rtsp-passwd`, or Apache's
+    /// `htdigest`). Default DATA-DIR/rtsp-users when it exists.
+    pub users_file: Option<PathBuf>,
+    /// Users with their password from the environment or a file.
+    #[serde(default, rename = "user")]
+    pub users: Vec<RtspUser>,
+    /// Sessions at most (each client is one); more are refused.
+    #[serde(default = "default_rtsp_max_sessions")]
+    pub max_sessions: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RtspUser {
+    pub name: Spanned<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_rtsp_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8554".into())
+}
+fn default_rtsp_auth() -> Spanned<String> {
+    Spanned::new(0..0, "digest".into())
+}
+fn default_rtsp_max_sessions() -> u32 {
+    64
+}
+
+impl Rtsp {
+    pub fn users_file(&self, general: &General) -> PathBuf {
+        self.users_file
+            .clone()
+            .unwrap_or_else(|| general.data_dir.join("rtsp-users"))
+    }
+
+    pub fn auth_required(&self) -> bool {
+        self.auth.get_ref() != "none"
+    }
+
+    /// The configured users with their passwords (read now).
+    pub fn user_passwords(&self) -> Result<Vec<(String, String)>, String> {
+        self.users
+            .iter()
+            .map(|u| {
+                let name = u.name.get_ref().clone();
+                let pw = secret(
+                    &format!("rtsp user {name:?}"),
+                    u.password_env.as_deref(),
+                    u.password_file.as_deref(),
+                )?
+                .ok_or_else(|| format!("rtsp user {name:?}: no password-env or password-file"))?;
+                Ok((name, pw))
+            })
+            .collect()
+    }
+}
+
+/// Problems in `[rtsp]`, each with the span it is about.
+fn validate_rtsp(r: &Rtsp) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut errors = Vec::new();
+    let addr = r.listen.get_ref().parse::<std::net::SocketAddr>();
+    if addr.is_err() {
+        errors.push((
+            r.listen.span(),
+            format!(
+                "rtsp: listen {:?} is not host:port (an IP address and a port)",
+                r.listen.get_ref()
+            ),
+        ));
+    }
+    match r.auth.get_ref().as_str() {
+        "digest" => {}
+        "none" => {
+            if addr.is_ok_and(|a| !a.ip().is_loopback()) {
+                errors.push((
+                    r.auth.span(),
+                    "rtsp: auth = \"none\" is only allowed on a loopback address (127.0.0.1 or ::1): anyone on the network could watch the cameras".into(),
+                ));
+            }
+        }
+        other => errors.push((
+            r.auth.span(),
+            format!("rtsp: auth {other:?} is not \"digest\" or \"none\""),
+        )),
+    }
+    for u in &r.users {
+        let n = u.name.get_ref();
+        if n.is_empty() || n.contains(':') || n.chars().any(char::is_control) {
+            errors.push((
+                u.name.span(),
+                format!("rtsp user {n:?}: a name without ':'"),
+            ));
+        }
+        if u.password_env.is_none() && u.password_file.is_none() {
+            errors.push((
+                u.name.span(),
+                format!("rtsp user {n:?}: needs password-env or password-file"),
+            ));
+        }
+    }
+    if !(1..=1000).contains(&r.max_sessions) {
+        errors.push((0..0, "rtsp: max-sessions is 1-1000".into()));
+    }
+    errors
 }
 
 /// The web app and its HTTP API (`docs/web.md`).
@@ -1063,6 +1182,16 @@ impl Config {
         if let Some(w) = &cfg.web {
             errors.extend(
                 validate_web(w)
+                    .into_iter()
+                    .map(|(span, message)| ConfigError {
+                        line: at(span),
+                        message,
+                    }),
+            );
+        }
+        if let Some(r) = &cfg.rtsp {
+            errors.extend(
+                validate_rtsp(r)
                     .into_iter()
                     .map(|(span, message)| ConfigError {
                         line: at(span),

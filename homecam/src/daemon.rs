@@ -4,7 +4,9 @@
 //! camsrc ─ tee ─ queue ─ ringrecorder                     (record; the camera's audio too)
 //!              ├ queue(GOP-dropping) ─ decodebin ─ videoconvert ─ jpegenc ─ tee ─ appsink → web app live view
 //!              │                                                          └ mjpeghttpsink (mjpeg port)
-//!              └ queue ─ motionclips                       (motion: motiondetect, objectdetect, clips)
+//!              ├ queue ─ motionclips                       (motion: motiondetect, objectdetect, clips)
+//!              └ queue(leaky) ─ appsink → restream::Feed   (RTSP clients, `[rtsp]`)
+//! camsrc audio ─ tee ─ queue ─ ringrecorder, └ queue(leaky) ─ appsink → Feed
 //! ```
 //!
 //! camsrc reconnects by itself, so a camera that is offline or reboots never stops the
@@ -50,6 +52,8 @@ pub struct CameraRun {
     pub http: Option<gst::Element>,
     /// The live view's JPEG frames, for the web app.
     pub hub: Option<Arc<Hub>>,
+    /// The camera's own streams for the RTSP clients (`[rtsp]`).
+    pub feed: Option<Arc<restream::Feed>>,
     pub counters: Arc<Mutex<Counters>>,
     pub tracker: Arc<Mutex<Tracker>>,
     /// `[web] public-url`.
@@ -273,13 +277,24 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
             .map_err(|e| e.to_string())?;
         gst::Element::link_many([&tee, &q, &analysis]).map_err(|e| e.to_string())?;
     }
-    // The camera's pads: video to the tee; audio to the recorder, else taken and dropped
-    // (a session without its audio track upsets some RTSP servers). The fakesink exists
-    // only without a recorder: left unlinked, it would never get the EOS that a clean
-    // stop waits for.
-    let audio_pad = match &rec {
-        Some(_) => None,
-        None => {
+    // The RTSP clients' feed: video from the tee now, audio once the camera shows it has
+    // some.
+    let feed = match &cfg.rtsp {
+        Some(_) => {
+            let f = restream::Feed::new(&name);
+            f.attach_video(&pipeline, &tee)?;
+            Some(f)
+        }
+        None => None,
+    };
+    // The camera's pads: video to the tee; audio to the recorder and the RTSP feed (through
+    // a tee made when the camera's audio appears), else taken and dropped (a session
+    // without its audio track upsets some RTSP servers). The fakesink exists only without
+    // a recorder or feed: left unlinked, it would never get the EOS that a clean stop
+    // waits for.
+    let audio_pad = match (&rec, &feed) {
+        (Some(_), _) | (_, Some(_)) => None,
+        (None, None) => {
             let audio_sink = gst::ElementFactory::make("fakesink")
                 .property("sync", false)
                 .property("async", false)
@@ -293,13 +308,24 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     let r = rec.clone();
     let n = name.clone();
     let tx2 = tx.clone();
+    let f2 = feed.clone();
+    let weak_pipeline = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
         let target = match pad.name().as_str() {
             "video" => Some(tee_sink.clone()),
-            "audio" => r
-                .as_ref()
-                .and_then(|r| r.request_pad_simple("audio"))
-                .or_else(|| audio_pad.clone()),
+            "audio" => match (&f2, weak_pipeline.upgrade()) {
+                (Some(feed), Some(p)) => match audio_fanout(&p, feed, r.as_ref()) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        let _ = tx2.send(Record::Log(format!("{n}: the camera's audio: {e}")));
+                        None
+                    }
+                },
+                _ => r
+                    .as_ref()
+                    .and_then(|r| r.request_pad_simple("audio"))
+                    .or_else(|| audio_pad.clone()),
+            },
             _ => None,
         };
         if let Some(t) = target.filter(|t| !t.is_linked()) {
@@ -421,11 +447,40 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         rec,
         http,
         hub,
+        feed,
         counters,
         tracker,
         origin: origin.to_string(),
         tx: tx_run,
     })
+}
+
+/// The camera's audio to the RTSP feed and the recorder: a tee with a branch for each,
+/// added while the pipeline plays; its sink pad, for the camera's audio pad.
+fn audio_fanout(
+    pipeline: &gst::Pipeline,
+    feed: &Arc<restream::Feed>,
+    rec: Option<&gst::Element>,
+) -> Result<gst::Pad, String> {
+    let tee = make("tee")?;
+    tee.set_property("allow-not-linked", true);
+    pipeline.add(&tee).map_err(|e| e.to_string())?;
+    if let Some(rec) = rec {
+        let q = queue()?;
+        pipeline.add(&q).map_err(|e| e.to_string())?;
+        let rec_pad = rec
+            .request_pad_simple("audio")
+            .ok_or("the recorder takes no audio")?;
+        tee.link(&q).map_err(|e| e.to_string())?;
+        q.static_pad("src")
+            .ok_or("queue")?
+            .link(&rec_pad)
+            .map_err(|e| format!("{e:?}"))?;
+        q.sync_state_with_parent().map_err(|e| e.to_string())?;
+    }
+    feed.attach_audio(pipeline, &tee)?;
+    tee.sync_state_with_parent().map_err(|e| e.to_string())?;
+    tee.static_pad("sink").ok_or_else(|| "tee".to_string())
 }
 
 impl CameraRun {
@@ -582,12 +637,23 @@ impl CameraRun {
     }
 }
 
-/// The daemon's cameras, as the web app sees them.
-pub struct Pipelines(pub Arc<Vec<CameraRun>>);
+/// The daemon's cameras, as the web app sees them, and the RTSP re-stream's base URL
+/// (`rtsp://HOST:PORT`) when there is one.
+pub struct Pipelines(pub Arc<Vec<CameraRun>>, pub Option<String>);
 
 impl crate::web::Cameras for Pipelines {
     fn list(&self) -> Vec<serde_json::Value> {
-        self.0.iter().map(|c| c.api_json(None)).collect()
+        self.0
+            .iter()
+            .map(|c| {
+                c.api_json(
+                    self.1
+                        .as_ref()
+                        .filter(|_| c.feed.is_some())
+                        .map(|b| format!("{b}/{}", c.name)),
+                )
+            })
+            .collect()
     }
 
     fn names(&self) -> Vec<String> {

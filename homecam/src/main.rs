@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam passwd CONFIG [USER] | homecam reindex CONFIG | homecam dashboard CONFIG [--seconds N] | homecam default-config | homecam kafka-check [CONFIG]";
+const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam passwd CONFIG [USER] | homecam rtsp-passwd CONFIG USER | homecam reindex CONFIG | homecam dashboard CONFIG [--seconds N] | homecam default-config | homecam kafka-check [CONFIG]";
 
 /// opencv-doc's surveillance footage (people walking in a hall): the demo's scene when
 /// installed.
@@ -149,6 +149,7 @@ fn run(args: &[String]) -> Result<i32, String> {
         Some("check") => check(&args[1..]),
         Some("kafka-check") => kafka_check(&args[1..]),
         Some("passwd") => passwd(&args[1..]),
+        Some("rtsp-passwd") => rtsp_passwd(&args[1..]),
         Some("dashboard") => dashboard(&args[1..]),
         Some("reindex") => reindex(&args[1..]),
         Some("default-config") => {
@@ -163,10 +164,10 @@ fn run(args: &[String]) -> Result<i32, String> {
     }
 }
 
-/// Reads a password: `HOMECAM_WEB_PASSWORD`, else twice from the terminal without echo,
-/// else a line of standard input.
-fn read_password(user: &str) -> Result<String, String> {
-    if let Ok(p) = std::env::var("HOMECAM_WEB_PASSWORD") {
+/// Reads a password: the environment variable `var`, else twice from the terminal without
+/// echo, else a line of standard input.
+fn read_password(user: &str, var: &str) -> Result<String, String> {
+    if let Ok(p) = std::env::var(var) {
         return Ok(p);
     }
     if let Some(tty) = Tty::open() {
@@ -226,10 +227,84 @@ fn passwd(args: &[String]) -> Result<i32, String> {
         Some(w) => w.users_file(&cfg.general),
         None => cfg.general.data_dir.join("web-users"),
     };
-    let password = read_password(user)?;
+    let password = read_password(user, "HOMECAM_WEB_PASSWORD")?;
     homecam::web::auth::set_user(&file, user, &password)?;
     println!("homecam: {user}'s password is set in {}", file.display());
     Ok(0)
+}
+
+/// `homecam rtsp-passwd CONFIG USER`: the user's line in the RTSP users file (htdigest).
+fn rtsp_passwd(args: &[String]) -> Result<i32, String> {
+    let (Some(path), Some(user)) = (args.first(), args.get(1)) else {
+        return Err(USAGE.into());
+    };
+    let cfg = load(path)?;
+    let file = match &cfg.rtsp {
+        Some(r) => r.users_file(&cfg.general),
+        None => cfg.general.data_dir.join("rtsp-users"),
+    };
+    let password = read_password(user, "HOMECAM_RTSP_PASSWORD")?;
+    if password.is_empty() {
+        return Err("an empty password".into());
+    }
+    restream::htdigest::set_user(&file, user, &password)?;
+    println!(
+        "homecam: {user}'s RTSP password is set in {} (a running daemon reads it at its next start)",
+        file.display()
+    );
+    Ok(0)
+}
+
+/// Starts the RTSP re-stream of the cameras of `cams` that have a feed.
+fn start_rtsp(
+    cfg: &Config,
+    r: &homecam::config::Rtsp,
+    cams: &[homecam::daemon::CameraRun],
+) -> Result<restream::RtspServer, String> {
+    let addr: std::net::SocketAddr = r
+        .listen
+        .get_ref()
+        .parse()
+        .map_err(|_| format!("rtsp: listen {:?} is not host:port", r.listen.get_ref()))?;
+    let users = r
+        .user_passwords()?
+        .into_iter()
+        .map(|(name, password)| restream::User { name, password })
+        .collect::<Vec<_>>();
+    let file = r.users_file(&cfg.general);
+    let htdigest = if r.users_file.is_some() || file.exists() {
+        if !file.exists() {
+            return Err(format!(
+                "rtsp: the users file {} does not exist (homecam rtsp-passwd CONFIG USER writes it)",
+                file.display()
+            ));
+        }
+        Some(file.clone())
+    } else {
+        None
+    };
+    if r.auth_required() && users.is_empty() && htdigest.is_none() {
+        return Err(format!(
+            "rtsp: no users: add one with `homecam rtsp-passwd CONFIG USER` (into {}) or [[rtsp.user]] with password-env",
+            file.display()
+        ));
+    }
+    let feeds: Vec<(String, Arc<restream::Feed>)> = cams
+        .iter()
+        .filter_map(|c| c.feed.clone().map(|f| (c.name.clone(), f)))
+        .collect();
+    restream::RtspServer::start(
+        &restream::RtspConfig {
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            auth: r.auth_required(),
+            users,
+            htdigest,
+            max_sessions: r.max_sessions,
+            session_timeout: 60,
+        },
+        &feeds,
+    )
 }
 
 /// Holds DATA-DIR/index/lock while the daemon runs, so that a reindex cannot write the
@@ -507,7 +582,7 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         println!(
             "homecam: {}: {} (files under {})",
             cam.name(),
-            jobs(cam, cfg.web.is_some()),
+            jobs(cam, cfg.web.is_some(), cfg.rtsp.is_some()),
             daemon::data_dir(&cfg, cam).display()
         );
         cams.push(run);
@@ -518,6 +593,37 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
             .map_err(|e| format!("{}: cannot start: {e}", c.name))?;
     }
     let cams = Arc::new(cams);
+    let rtsp = match &cfg.rtsp {
+        Some(r) => {
+            let server = start_rtsp(&cfg, r, &cams)?;
+            let host = r
+                .listen
+                .get_ref()
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or("127.0.0.1");
+            let host = if host == "0.0.0.0" || host == "[::]" {
+                "127.0.0.1"
+            } else {
+                host
+            };
+            let base = format!("rtsp://{host}:{}", server.port());
+            println!(
+                "homecam: RTSP at {base}/CAMERA ({}){}",
+                cams.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if r.auth_required() {
+                    ", digest login"
+                } else {
+                    ""
+                }
+            );
+            Some((server, base))
+        }
+        None => None,
+    };
     let kafka = match &cfg.kafka {
         Some(k) => Some(homecam::kafka::Kafka::start(
             k,
@@ -554,7 +660,10 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
                 &cfg,
                 w,
                 index.clone(),
-                Arc::new(daemon::Pipelines(cams.clone())),
+                Arc::new(daemon::Pipelines(
+                    cams.clone(),
+                    rtsp.as_ref().map(|(_, b)| b.clone()),
+                )),
                 hubs,
             )?;
             match &demo_password {
@@ -633,6 +742,10 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     // about a second.
     let stop_started = Instant::now();
     println!("homecam: stopping");
+    // The RTSP clients' sessions end first: nothing more comes for them.
+    if let Some((mut server, _)) = rtsp {
+        server.stop();
+    }
     for c in cams.iter() {
         c.send_eos();
     }
@@ -1023,7 +1136,7 @@ fn kafka_line(k: &homecam::kafka::KafkaStats) -> String {
     )
 }
 
-fn jobs(cam: &homecam::config::Camera, web: bool) -> String {
+fn jobs(cam: &homecam::config::Camera, web: bool, rtsp: bool) -> String {
     let mut j = Vec::new();
     if cam.record.as_ref().is_some_and(|r| r.enabled) {
         j.push("ring recording");
@@ -1034,6 +1147,9 @@ fn jobs(cam: &homecam::config::Camera, web: bool) -> String {
         } else {
             "live view (web app)"
         });
+    }
+    if rtsp {
+        j.push("RTSP re-stream");
     }
     if let Some(m) = cam.motion.as_ref().filter(|m| m.enabled) {
         j.push(if m.clips {

@@ -95,6 +95,35 @@ pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>, alerts: &[AlertTar
         "Clips written",
         per(&|c| c.counters.lock().unwrap().clips as f64),
     );
+    let fed: Vec<&CameraRun> = cams.iter().filter(|c| c.feed.is_some()).collect();
+    if !fed.is_empty() {
+        let rows = |f: &dyn Fn(&restream::FeedStats) -> f64| -> Vec<(String, f64)> {
+            fed.iter()
+                .filter_map(|c| {
+                    let feed = c.feed.as_ref()?;
+                    Some((format!("camera=\"{}\"", c.name), f(&feed.stats)))
+                })
+                .collect()
+        };
+        family(
+            "homecam_rtsp_clients",
+            "gauge",
+            "RTSP clients being fed now",
+            rows(&|s| s.clients.load(Relaxed) as f64),
+        );
+        family(
+            "homecam_rtsp_sessions_total",
+            "counter",
+            "RTSP client streams started",
+            rows(&|s| s.sessions.load(Relaxed) as f64),
+        );
+        family(
+            "homecam_rtsp_skips_total",
+            "counter",
+            "Times a slow RTSP client was skipped to the next key frame",
+            rows(&|s| s.skips.load(Relaxed) as f64),
+        );
+    }
     if let Some(k) = kafka {
         let v = |a: &std::sync::atomic::AtomicU64| vec![(String::new(), a.load(Relaxed) as f64)];
         family(
