@@ -9,6 +9,8 @@
 //!                                                ring recording until Ctrl-C (or N s)
 //! cam serve [--uri URI] [--web-port 8080] [--bind 0.0.0.0] [--quality 80]
 //!                                                MJPEG to browsers (CAM_WEB_AUTH=user:pass)
+//! cam restream [--uri URI] [--port 8554] [--bind 127.0.0.1] [--name cam]
+//!                                                RTSP re-stream (CAM_RTSP_AUTH=user:pass)
 //! cam demo  [--seconds N] [--output FILE]        the README's main job
 //! ```
 //!
@@ -20,8 +22,10 @@
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cam probe|view|clip|record|serve|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
+const USAGE: &str = "usage: cam probe|view|clip|record|serve|restream|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
   serve:  [--web-port 8080] [--bind 0.0.0.0] [--quality 80] (viewer login: CAM_WEB_AUTH=user:pass); until Ctrl-C, or --seconds N
+  restream: [--port 8554] [--bind 127.0.0.1] [--name cam]: rtsp://HOST:PORT/NAME for any RTSP client, from one camera
+          session (digest login: CAM_RTSP_AUTH=user:pass; without it only on loopback); until Ctrl-C, or --seconds N
   record: [--location DIR] [--camera-name NAME] [--max-size-time 60s] [--max-bytes 20GB] [--max-age 7d] [--max-files N] [--format mp4|mkv]
           (or CAM_RECORD_DIR, CAM_MAX_SIZE_TIME, CAM_MAX_BYTES, CAM_MAX_AGE, CAM_FORMAT); until Ctrl-C, or --seconds N
 Camera: --uri or CAM_URI (rtsp://user@ip:554/stream1, kasa://user@ip, tutk://user@UID);
@@ -51,8 +55,10 @@ struct Opts {
     record: Vec<(&'static str, String)>,
     seconds_given: bool,
     web_port: u32,
-    bind: String,
+    port_given: bool,
+    bind: Option<String>,
     quality: i32,
+    name: String,
 }
 
 /// `cam record` settings from the environment, as ringrecorder properties.
@@ -87,8 +93,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         record: Vec::new(),
         seconds_given: false,
         web_port: 8080,
-        bind: "0.0.0.0".into(),
+        port_given: false,
+        bind: None,
         quality: 80,
+        name: "cam".into(),
     };
     for (var, prop) in RECORD_ENV {
         if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
@@ -105,9 +113,11 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 o.seconds_given = true;
             }
             "--web-port" | "--port" => {
-                o.web_port = val()?.parse().map_err(|_| "--web-port PORT")?
+                o.web_port = val()?.parse().map_err(|_| "--web-port PORT")?;
+                o.port_given = true;
             }
-            "--bind" => o.bind = val()?,
+            "--bind" => o.bind = Some(val()?),
+            "--name" => o.name = val()?,
             "--quality" => o.quality = val()?.parse().map_err(|_| "--quality 1..100")?,
             "--web" => {}
             "--location" | "--camera-name" | "--max-size-time" | "--max-bytes" | "--max-age"
@@ -201,6 +211,10 @@ fn run(args: &[String]) -> Result<i32, String> {
         "serve" => {
             let (uri, _sim) = camera(&o)?;
             serve(&uri, &o)
+        }
+        "restream" => {
+            let (uri, _sim) = camera(&o)?;
+            restream_camera(&uri, &o)
         }
         "demo" => demo(&o),
         other => Err(format!("unknown command {other:?}\n{USAGE}")),
@@ -562,6 +576,7 @@ fn demo(o: &Opts) -> Result<i32, String> {
         output: Some(out.clone()),
         record: Vec::new(),
         bind: o.bind.clone(),
+        name: o.name.clone(),
         ..*o
     };
     clip(&uri, &o2, &out, Some(&mut reboot))
@@ -698,7 +713,9 @@ fn serve(uri: &str, o: &Opts) -> Result<i32, String> {
     let rest = gst::parse::bin_from_description(
         &format!(
             "videoconvert ! jpegenc quality={} ! mjpeghttpsink name=http port={} address={}",
-            o.quality, o.web_port, o.bind
+            o.quality,
+            o.web_port,
+            o.bind.as_deref().unwrap_or("0.0.0.0")
         ),
         true,
     )
@@ -764,7 +781,7 @@ fn serve(uri: &str, o: &Opts) -> Result<i32, String> {
     let mut announced = false;
     let h = http.clone();
     let auth = std::env::var("CAM_WEB_AUTH").is_ok_and(|a| !a.is_empty());
-    let bind = o.bind.clone();
+    let bind = o.bind.clone().unwrap_or_else(|| "0.0.0.0".into());
     drive(&pipeline, |_| {
         let port = h.property::<u32>("bound-port");
         if !announced && port != 0 {
@@ -790,6 +807,150 @@ fn serve(uri: &str, o: &Opts) -> Result<i32, String> {
         "cam: served {} frames; {} viewers at the end",
         stats.get::<u64>("frames-in").unwrap_or(0),
         stats.get::<u32>("clients").unwrap_or(0)
+    );
+    Ok(0)
+}
+
+/// `cam restream`: the camera to every RTSP client through one camera session: camsrc's
+/// video and audio into tees, and restream's feed from them (the same parts as homecam's
+/// `[rtsp]`).
+fn restream_camera(uri: &str, o: &Opts) -> Result<i32, String> {
+    let auth = std::env::var("CAM_RTSP_AUTH")
+        .ok()
+        .filter(|a| !a.is_empty());
+    let user = match &auth {
+        Some(a) => {
+            let (name, password) = a
+                .split_once(':')
+                .filter(|(u, p)| !u.is_empty() && !p.is_empty())
+                .ok_or("CAM_RTSP_AUTH must be user:password")?;
+            Some(restream::User {
+                name: name.into(),
+                password: password.into(),
+            })
+        }
+        None => None,
+    };
+    let bind = o.bind.clone().unwrap_or_else(|| {
+        if user.is_some() {
+            "0.0.0.0"
+        } else {
+            "127.0.0.1"
+        }
+        .to_string()
+    });
+    let loopback = bind
+        .parse::<std::net::IpAddr>()
+        .map(|a| a.is_loopback())
+        .unwrap_or(bind == "localhost");
+    if user.is_none() && !loopback {
+        return Err(format!(
+            "restream: --bind {bind} without a login would let anyone on the network watch: set CAM_RTSP_AUTH=user:pass"
+        ));
+    }
+    let name = &o.name;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "restream: --name {name:?}: letters, digits, - and _ only"
+        ));
+    }
+    let pipeline = gst::Pipeline::new();
+    let src = camsrc(uri, o)?;
+    let vtee = gst::ElementFactory::make("tee")
+        .property("allow-not-linked", true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    pipeline
+        .add_many([&src, &vtee])
+        .map_err(|e| e.to_string())?;
+    let feed = restream::Feed::new(name);
+    feed.attach_video(&pipeline, &vtee)?;
+    let weak = pipeline.downgrade();
+    let f2 = feed.clone();
+    src.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let linked = match pad.name().as_str() {
+            "video" => vtee
+                .static_pad("sink")
+                .ok_or_else(|| "tee".to_string())
+                .and_then(|p| pad.link(&p).map(|_| ()).map_err(|e| format!("{e:?}"))),
+            // The audio as the camera sent it, through a tee of its own.
+            "audio" => (|| {
+                let atee = gst::ElementFactory::make("tee")
+                    .property("allow-not-linked", true)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                pipeline.add(&atee).map_err(|e| e.to_string())?;
+                f2.attach_audio(&pipeline, &atee)?;
+                atee.sync_state_with_parent().map_err(|e| e.to_string())?;
+                let sink = atee.static_pad("sink").ok_or("tee")?;
+                pad.link(&sink).map(|_| ()).map_err(|e| format!("{e:?}"))
+            })(),
+            _ => return,
+        };
+        if let Err(e) = linked {
+            eprintln!("cam: cannot link the camera's {} stream: {e}", pad.name());
+        }
+    });
+    let port = if o.port_given { o.web_port } else { 8554 };
+    let port = u16::try_from(port).map_err(|_| format!("--port {port}: 0..65535"))?;
+    let mut server = restream::RtspServer::start(
+        &restream::RtspConfig {
+            address: bind.clone(),
+            port,
+            auth: user.is_some(),
+            users: user.into_iter().collect(),
+            htdigest: None,
+            max_sessions: 64,
+            session_timeout: 60,
+        },
+        &[(name.clone(), feed.clone())],
+    )?;
+    let host = if bind == "0.0.0.0" {
+        "<this machine>".to_string()
+    } else {
+        bind.clone()
+    };
+    println!(
+        "cam: re-streaming rtsp://{host}:{}/{name}{}; Ctrl-C stops",
+        server.port(),
+        if auth.is_some() {
+            " (digest login)"
+        } else {
+            ""
+        }
+    );
+    stop_on_signals();
+    let started = Instant::now();
+    let limit = o.seconds_given.then(|| Duration::from_secs(o.seconds));
+    let mut shown = 0;
+    let result = drive(&pipeline, |_| {
+        let n = feed
+            .stats
+            .clients
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if n != shown {
+            shown = n;
+            println!("cam: {n} RTSP client(s)");
+        }
+        !STOP.load(std::sync::atomic::Ordering::SeqCst)
+            && limit.is_none_or(|l| started.elapsed() < l)
+    });
+    server.stop();
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    println!(
+        "cam: {} RTSP client stream(s) served, {} skip(s) of slow clients",
+        feed.stats
+            .sessions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        feed.stats.skips.load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(0)
 }
