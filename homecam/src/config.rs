@@ -567,6 +567,16 @@ pub struct MqttConfig {
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// Home Assistant MQTT discovery: each camera a device with its entities, no YAML.
+    #[serde(default = "yes")]
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix (its MQTT integration's setting).
+    #[serde(default = "default_discovery_prefix")]
+    pub discovery_prefix: String,
+}
+
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
 }
 
 fn localhost() -> String {

@@ -646,7 +646,18 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         Some(m)
     };
     let mqtt = match &cfg.mqtt {
-        Some(m) => Some(homecam::mqtt::Mqtt::connect(m)?),
+        Some(m) => {
+            let devices: Vec<homecam::mqtt::DiscoveryCamera> = cfg
+                .cameras
+                .iter()
+                .map(|c| homecam::mqtt::DiscoveryCamera {
+                    name: c.name().to_string(),
+                    location: c.location.clone(),
+                    model: camera_model(c.uri.get_ref()),
+                })
+                .collect();
+            Some(homecam::mqtt::Mqtt::connect(m, &devices)?)
+        }
         None => None,
     };
     // The web app, on its own small runtime.
@@ -1088,9 +1099,12 @@ impl Outputs {
         });
     }
 
-    /// A periodic `status_update`: to Kafka's status topic (standard output has the
-    /// status line already).
+    /// A periodic `status_update`: to Kafka's status topic and MQTT's stats (standard
+    /// output has the status line already).
     fn status_update(&self, s: homecam::event::Status) {
+        if let Some(m) = &self.mqtt {
+            m.stats(&s);
+        }
         if let Some(k) = &self.kafka {
             let json = serde_json::to_vec(&s).unwrap_or_default();
             k.send(Topic::Status, &s.camera, json);
@@ -1134,6 +1148,17 @@ fn kafka_line(k: &homecam::kafka::KafkaStats) -> String {
             format!(" last-error={:?}", k.last_error.lock().unwrap())
         }
     )
+}
+
+/// What kind of camera a uri names, for Home Assistant's device registry.
+fn camera_model(uri: &str) -> String {
+    match uri.split_once("://").map(|(s, _)| s) {
+        Some("kasa") => "Kasa camera (kasasrc)",
+        Some("tutk") => "TUTK/Kalay camera (tutksrc)",
+        Some("rtsp" | "rtsps") => "RTSP camera (Tapo and others)",
+        _ => "camera",
+    }
+    .to_string()
 }
 
 fn jobs(cam: &homecam::config::Camera, web: bool, rtsp: bool) -> String {

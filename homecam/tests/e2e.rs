@@ -224,6 +224,36 @@ motion = {{ record = "confirmed", pre-roll = 2, post-roll = 2 }}
     wait_for(&mqtt_seen, "motion ON", |(t, p, _)| {
         t == "e2e/hall/motion" && p == "ON"
     });
+    // Home Assistant's binary sensor and camera: person ON at the confirmation, OFF at the
+    // event's end, and the event's JPEG on the snapshot topic.
+    let t0 = Instant::now();
+    loop {
+        let person: Vec<String> = mqtt_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t == "e2e/hall/person")
+            .map(|(_, p, _)| p.clone())
+            .collect();
+        let on = person.iter().position(|p| p == "ON");
+        if on.is_some_and(|i| person[i..].iter().any(|p| p == "OFF")) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "person states: {person:?}\n{:#?}",
+            mqtt_seen
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(t, p, r)| format!("{t} {r} {}", &p[..p.len().min(120)]))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for(&mqtt_seen, "the snapshot JPEG", |(t, p, _)| {
+        t == "e2e/hall/snapshot" && p.ends_with("bytes [ff, d8]>")
+    });
     // Mail: one alert for people in the hall (the cooldown holds back the rest).
     let t0 = Instant::now();
     while mails.lock().unwrap().is_empty() && t0.elapsed() < Duration::from_secs(10) {

@@ -84,6 +84,8 @@ struct GstClient {
     video: Arc<AtomicU64>,
     audio: Arc<AtomicU64>,
     pts: Arc<Mutex<Vec<u64>>>,
+    /// When each video frame (by a hash of its bytes) arrived, for latency comparisons.
+    arrivals: Arc<Mutex<std::collections::HashMap<u64, Instant>>>,
 }
 
 impl GstClient {
@@ -103,7 +105,8 @@ impl GstClient {
         pipeline.add(&src).unwrap();
         let (video, audio) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let pts: Arc<Mutex<Vec<u64>>> = Arc::default();
-        let (v2, a2, p2) = (video.clone(), audio.clone(), pts.clone());
+        let arrivals: Arc<Mutex<std::collections::HashMap<u64, Instant>>> = Arc::default();
+        let (v2, a2, p2, t2) = (video.clone(), audio.clone(), pts.clone(), arrivals.clone());
         let weak = pipeline.downgrade();
         src.connect_pad_added(move |_, pad| {
             let Some(pipeline) = weak.upgrade() else {
@@ -127,7 +130,7 @@ impl GstClient {
             bin.sync_state_with_parent().unwrap();
             pad.link(&bin.static_pad("sink").unwrap()).unwrap();
             let sink = bin.iterate_sinks().next().ok().flatten().unwrap();
-            let (v, a, p) = (v2.clone(), a2.clone(), p2.clone());
+            let (v, a, p, arr) = (v2.clone(), a2.clone(), p2.clone(), t2.clone());
             let is_video = media == "video";
             sink.static_pad("sink").unwrap().add_probe(
                 gst::PadProbeType::BUFFER,
@@ -137,6 +140,16 @@ impl GstClient {
                             v.fetch_add(1, Ordering::Relaxed);
                             if let Some(t) = b.pts() {
                                 p.lock().unwrap().push(t.nseconds());
+                            }
+                            let now = Instant::now();
+                            let mut arrivals = arr.lock().unwrap();
+                            if arrivals.len() < 100_000 {
+                                if let Ok(m) = b.map_readable() {
+                                    use std::hash::{Hash, Hasher};
+                                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                                    m.as_slice().hash(&mut h);
+                                    arrivals.entry(h.finish()).or_insert(now);
+                                }
                             }
                         } else {
                             a.fetch_add(1, Ordering::Relaxed);
@@ -152,6 +165,7 @@ impl GstClient {
             video,
             audio,
             pts,
+            arrivals,
         }
     }
 
@@ -697,6 +711,14 @@ fn bench_restream() {
     let (d, port) = start(&dir, &cfg, &[]);
     let url = format!("rtsp://127.0.0.1:{port}/front");
     let pid = d.child.id();
+    // The camera's second session: a client reading the camera directly, whose frames'
+    // arrival times are compared with the same frames' through homecam.
+    let pw = tapo_sim::TapoConfig::default().password;
+    let direct = GstClient::start(
+        &format!("rtsp://127.0.0.1:{}/stream1", cam.port()),
+        "tcp",
+        Some(("admin", pw.as_str())),
+    );
     std::thread::sleep(Duration::from_secs(3));
     let window = Duration::from_secs(
         std::env::var("BENCH_SECONDS")
@@ -704,8 +726,8 @@ fn bench_restream() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(15),
     );
-    println!("| RTSP clients | homecam CPU (2 cores = 200 %) | RSS | frames each (of the camera's) | first frame after joining, median / max |");
-    println!("|---|---|---|---|---|");
+    println!("| RTSP clients | homecam CPU (2 cores = 200 %) | RSS | frames each (of the camera's) | first frame after joining, median / max | latency added by homecam, median / p90 |");
+    println!("|---|---|---|---|---|---|");
     let mut base = None;
     for n in [0usize, 1, 10, 50] {
         let t_join = Instant::now();
@@ -748,8 +770,29 @@ fn bench_restream() {
             format!("{:.2} / {:.2} s", j[j.len() / 2], j[j.len() - 1])
         };
         let (b_cpu, b_rss) = *base.get_or_insert((cpu, rss));
+        // The same frames, through homecam and straight from the camera (TCP both).
+        let mut added: Vec<f64> = Vec::new();
+        if let Some(c) = clients.first() {
+            let direct = direct.arrivals.lock().unwrap();
+            for (h, t) in c.arrivals.lock().unwrap().iter() {
+                if let Some(d) = direct.get(h) {
+                    added.push(t.saturating_duration_since(*d).as_secs_f64() * 1000.0);
+                }
+            }
+        }
+        added.sort_by(f64::total_cmp);
+        let latency = if added.len() < 10 {
+            "n/a".to_string()
+        } else {
+            format!(
+                "{:.1} / {:.1} ms ({} frames)",
+                added[added.len() / 2],
+                added[added.len() * 9 / 10],
+                added.len()
+            )
+        };
         println!(
-            "| {n} | {cpu:.1} % ({:.2}x the camera alone) | {rss:.0} MiB (+{:.2} MiB per client) | {} of {sent} | {join} |",
+            "| {n} | {cpu:.1} % ({:.2}x the camera alone) | {rss:.0} MiB (+{:.2} MiB per client) | {} of {sent} | {join} | {latency} |",
             cpu / b_cpu,
             if n > 0 { (rss - b_rss) / n as f64 } else { 0.0 },
             least.map_or("n/a".into(), |l| l.to_string()),

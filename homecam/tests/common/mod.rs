@@ -115,7 +115,10 @@ pub type Seen = Arc<Mutex<Vec<(String, String, bool)>>>;
 /// Subscribes to `filter`; every publish received as (topic, payload, retain).
 pub fn subscribe(port: u16, id: &str, filter: &str) -> Seen {
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let (client, mut conn) = Client::new(MqttOptions::new(id, "127.0.0.1", port), 100);
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    // Snapshots are larger than rumqttc's default limit.
+    opts.set_max_packet_size(16 << 20, 16 << 20);
+    let (client, mut conn) = Client::new(opts, 100);
     let s2 = seen.clone();
     let filter = filter.to_string();
     std::thread::spawn(move || {
@@ -126,7 +129,15 @@ pub fn subscribe(port: u16, id: &str, filter: &str) -> Seen {
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => s2.lock().unwrap().push((
                     p.topic.clone(),
-                    String::from_utf8_lossy(&p.payload).into_owned(),
+                    // Binary payloads (snapshots) as their size and first bytes.
+                    match std::str::from_utf8(&p.payload) {
+                        Ok(t) => t.to_string(),
+                        Err(_) => format!(
+                            "<{} bytes {:02x?}>",
+                            p.payload.len(),
+                            &p.payload[..p.payload.len().min(2)]
+                        ),
+                    },
                     p.retain,
                 )),
                 Ok(_) => {}
