@@ -164,7 +164,7 @@ fn throughput(dir: &std::path::Path, n: u64) {
     kafka.close(Duration::from_secs(2));
 
     let seen = subscribe(mport, "bench/events");
-    let mqtt = homecam::mqtt::Mqtt::connect(cfg.mqtt.as_ref().unwrap()).unwrap();
+    let mqtt = homecam::mqtt::Mqtt::connect(cfg.mqtt.as_ref().unwrap(), &[]).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let t0 = Instant::now();
     let mut sent = 0;

@@ -344,13 +344,12 @@ fn check_ha_schema(component: &str, v: &serde_json::Value) -> Result<(), String>
                 return Err("data_rate without one of its units".into());
             }
         }
-        ("sensor", Some("enum")) => {
+        ("sensor", Some("enum"))
             if !o.contains_key("options")
                 || o.contains_key("unit_of_measurement")
-                || o.contains_key("state_class")
-            {
-                return Err("enum: options, and no unit or state class".into());
-            }
+                || o.contains_key("state_class") =>
+        {
+            return Err("enum: options, and no unit or state class".into());
         }
         _ => {}
     }
