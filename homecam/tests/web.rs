@@ -800,13 +800,17 @@ fn browser_checks(
     // An alert's link (`#events/ID`), loaded afresh, opens the event.
     let id = b.eval(&s, "[...document.querySelectorAll('.event')].find(e => e.textContent.includes('clip')).dataset.id");
     let id = id.as_str().unwrap().to_string();
-    b.eval(
-        &s,
-        &format!("location.href = '/?from=alert#events/{id}'; true"),
+    // Page.navigate returns once the new document is committed; its elements may still
+    // be on their way.
+    let origin = b.eval(&s, "location.origin");
+    b.cdp(
+        Some(&s),
+        "Page.navigate",
+        serde_json::json!({"url": format!("{}/?from=alert#events/{id}", origin.as_str().unwrap())}),
     );
     b.wait_for(
         &s,
-        "location.search == '?from=alert' && !document.querySelector('#modal').hidden && document.querySelector('#clip').currentTime > 0.3",
+        "location.search == '?from=alert' && document.querySelector('#modal')?.hidden === false && document.querySelector('#clip')?.currentTime > 0.3",
         Duration::from_secs(20),
         "the linked event's clip plays",
     );
