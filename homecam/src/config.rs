@@ -114,33 +114,45 @@ impl Rtsp {
 }
 
 /// Problems in `[rtsp]`, each with the span it is about.
-fn validate_rtsp(r: &Rtsp) -> Vec<(std::ops::Range<usize>, String)> {
+/// A server section's `listen` (host:port) and `auth` (`login` or `"none"`, which only a
+/// loopback address may have): the problems, each with its span.
+fn listen_and_auth(
+    section: &str,
+    listen: &Spanned<String>,
+    auth: &Spanned<String>,
+    login: &str,
+) -> Vec<(std::ops::Range<usize>, String)> {
     let mut errors = Vec::new();
-    let addr = r.listen.get_ref().parse::<std::net::SocketAddr>();
+    let addr = listen.get_ref().parse::<std::net::SocketAddr>();
     if addr.is_err() {
         errors.push((
-            r.listen.span(),
+            listen.span(),
             format!(
-                "rtsp: listen {:?} is not host:port (an IP address and a port)",
-                r.listen.get_ref()
+                "{section}: listen {:?} is not host:port (an IP address and a port)",
+                listen.get_ref()
             ),
         ));
     }
-    match r.auth.get_ref().as_str() {
-        "digest" => {}
+    match auth.get_ref().as_str() {
+        a if a == login => {}
         "none" => {
             if addr.is_ok_and(|a| !a.ip().is_loopback()) {
                 errors.push((
-                    r.auth.span(),
-                    "rtsp: auth = \"none\" is only allowed on a loopback address (127.0.0.1 or ::1): anyone on the network could watch the cameras".into(),
+                    auth.span(),
+                    format!("{section}: auth = \"none\" is only allowed on a loopback address (127.0.0.1 or ::1): anyone on the network could watch the cameras"),
                 ));
             }
         }
         other => errors.push((
-            r.auth.span(),
-            format!("rtsp: auth {other:?} is not \"digest\" or \"none\""),
+            auth.span(),
+            format!("{section}: auth {other:?} is not \"{login}\" or \"none\""),
         )),
     }
+    errors
+}
+
+fn validate_rtsp(r: &Rtsp) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut errors = listen_and_auth("rtsp", &r.listen, &r.auth, "digest");
     for u in &r.users {
         let n = u.name.get_ref();
         if n.is_empty() || n.contains(':') || n.chars().any(char::is_control) {
@@ -1245,32 +1257,7 @@ impl Config {
 
 /// Problems in `[web]`, each with the span it is about.
 fn validate_web(w: &Web) -> Vec<(std::ops::Range<usize>, String)> {
-    let mut errors = Vec::new();
-    let addr = w.listen.get_ref().parse::<std::net::SocketAddr>();
-    if addr.is_err() {
-        errors.push((
-            w.listen.span(),
-            format!(
-                "web: listen {:?} is not host:port (an IP address and a port)",
-                w.listen.get_ref()
-            ),
-        ));
-    }
-    match w.auth.get_ref().as_str() {
-        "password" => {}
-        "none" => {
-            if addr.is_ok_and(|a| !a.ip().is_loopback()) {
-                errors.push((
-                    w.auth.span(),
-                    "web: auth = \"none\" is only allowed on a loopback address (127.0.0.1 or ::1): anyone on the network could watch the cameras".into(),
-                ));
-            }
-        }
-        other => errors.push((
-            w.auth.span(),
-            format!("web: auth {other:?} is not \"password\" or \"none\""),
-        )),
-    }
+    let mut errors = listen_and_auth("web", &w.listen, &w.auth, "password");
     if let Err(e) = gstringrec::store::parse_duration(w.session.get_ref()) {
         errors.push((w.session.span(), format!("web: session: {e}")));
     }
