@@ -120,12 +120,20 @@ fn run(uri: &str, props: &[(&str, &dyn ToValue)]) -> Run {
     pipeline.add(&src).unwrap();
     let pl = pipeline.downgrade();
     let g = got.clone();
+    // No panics here: this runs on a streaming thread, where a panic cannot unwind and
+    // aborts the whole test binary (and a pad can come after a failed test dropped the
+    // pipeline).
     src.connect_pad_added(move |_, pad| {
-        let pipeline = pl.upgrade().unwrap();
+        let Some(pipeline) = pl.upgrade() else {
+            return;
+        };
         let sink = appsink(&g, pad.name() == "audio");
-        pipeline.add(&sink).unwrap();
-        sink.sync_state_with_parent().unwrap();
-        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        if pipeline.add(&sink).is_err() || sink.sync_state_with_parent().is_err() {
+            return;
+        }
+        if let Some(sinkpad) = sink.static_pad("sink") {
+            let _ = pad.link(&sinkpad);
+        }
     });
     let g = got.clone();
     src.connect_no_more_pads(move |_| g.lock().unwrap().no_more_pads = true);
@@ -219,6 +227,11 @@ impl Run {
     }
 
     fn stop(mut self) -> Arc<Mutex<Collected>> {
+        self.shutdown();
+        self.got.clone()
+    }
+
+    fn shutdown(&mut self) {
         // The bus drops messages once the pipeline is in NULL: say goodbye first.
         let _ =
             self.pipeline
@@ -226,10 +239,17 @@ impl Run {
                     "test-quit",
                 )));
         if let Some(t) = self.bus_thread.take() {
-            t.join().unwrap();
+            let _ = t.join();
         }
-        self.pipeline.set_state(gst::State::Null).unwrap();
-        self.got.clone()
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for Run {
+    /// A test that failed before `stop` still stops its pipeline (GStreamer asks for NULL
+    /// before the last reference goes), so the next tests run on a quiet machine.
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
@@ -502,15 +522,19 @@ fn third_session_is_refused_by_the_camera() {
         &tapo.uri(TAPO_PASSWORD).replace("/stream2", "/stream1"),
         &[],
     );
-    assert!(a.wait(Duration::from_secs(20), |g| g.video.len() >= 10));
-    assert!(b.wait(Duration::from_secs(20), |g| g.video.len() >= 10));
+    // Generous limits: they only matter when the test fails, and the 1080p main stream
+    // is slow to come on a loaded machine.
+    a.expect(Duration::from_secs(60), "sub stream: 10 frames", |g| {
+        g.video.len() >= 10
+    });
+    b.expect(Duration::from_secs(60), "main stream: 10 frames", |g| {
+        g.video.len() >= 10
+    });
     let c = run(&tapo.uri(TAPO_PASSWORD), &[("stall-timeout", &2u32)]);
-    assert!(
-        c.wait(Duration::from_secs(10), |g| g
-            .messages
-            .iter()
-            .any(|(_, s)| s.name() == "camsrc-offline")),
-        "a third session was accepted"
+    c.expect(
+        Duration::from_secs(30),
+        "a third session was accepted, or camsrc said nothing",
+        |g| g.messages.iter().any(|(_, s)| s.name() == "camsrc-offline"),
     );
     let off = c.messages("camsrc-offline")[0].1.clone();
     assert!(c.video_count() == 0);
@@ -715,6 +739,12 @@ fn splitmuxsink_keeps_recording_through_three_restarts() {
         tapo.command("restart 1500");
         pump(Instant::now() + Duration::from_secs(20), Some(2 + i));
     }
+    let delivered = pipeline
+        .by_name("c")
+        .unwrap()
+        .property::<gst::Structure>("stats")
+        .get::<u64>("video-frames")
+        .unwrap();
     pipeline.send_event(gst::event::Eos::new());
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -757,7 +787,14 @@ fn splitmuxsink_keeps_recording_through_three_restarts() {
             last = Some(pts);
         }
     }
-    assert!(total > 15 * 12, "only {total} frames recorded");
+    // Everything camsrc delivered is in the files (a frame or two may still have been in
+    // the queue when it was asked), and that is at least the 4 x 3 s the test waited for,
+    // less what a loaded machine delays.
+    assert!(
+        total as u64 * 100 >= delivered * 97,
+        "only {total} of {delivered} frames recorded"
+    );
+    assert!(total > 15 * 6, "only {total} frames recorded");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -125,7 +125,9 @@ motion = {{ record = "all", pre-roll = 1, post-roll = 1 }}
         tapo_sim::TapoConfig::default().password + "\n",
     )
     .unwrap();
-    let mut child = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    sim_process::die_with_parent(&mut cmd);
+    let mut child = cmd
         .args(["run", cfg.to_str().unwrap(), "--seconds", "40"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -116,7 +116,9 @@ motion = {{ record = "confirmed", pre-roll = 2, post-roll = 2 }}
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    sim_process::die_with_parent(&mut cmd);
+    let mut child = cmd
         .args(["run", cfg.to_str().unwrap(), "--seconds", "36"])
         .env("HALL_PW", tapo_sim::TapoConfig::default().password)
         .stdout(Stdio::piped())

@@ -3,10 +3,28 @@
 //! that freeze it (SIGSTOP) or reboot it (its `restart` command).
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Have the kernel kill the process `cmd` starts (SIGKILL) when the thread that started
+/// it exits, so a test process that aborts, or a daemon killed with SIGKILL, leaves no
+/// simulator behind holding its ports and its standard error (which would keep a
+/// `cargo test | tee` pipe open for ever). Start such commands from a thread that lives
+/// as long as the child should.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
 
 /// The simulated Tapo camera as its own process (so tests can freeze it with SIGSTOP),
 /// killed on drop.
@@ -35,12 +53,14 @@ impl TapoProcess {
     /// Start `bin` (the `tapo-sim` binary) on a free port with `password`; `extra` are
     /// more arguments (`--pattern`, `--fps`...).
     pub fn spawn(bin: &Path, password: &str, extra: &[&str]) -> Result<TapoProcess, String> {
-        let mut child = Command::new(bin)
-            .args(["--port", "0", "--password-env", "TAPO_PROCESS_PW"])
+        let mut cmd = Command::new(bin);
+        cmd.args(["--port", "0", "--password-env", "TAPO_PROCESS_PW"])
             .args(extra)
             .env("TAPO_PROCESS_PW", password)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::piped());
+        die_with_parent(&mut cmd);
+        let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
         let stdin = child.stdin.take().ok_or("no stdin")?;

@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -116,7 +117,18 @@ impl Browser {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&profile);
-        let mut child = Command::new(chromium)
+        let mut cmd = Command::new(chromium);
+        // Killed by the kernel if this (test) process dies without running Drop.
+        // SAFETY: only prctl, async-signal-safe, runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .args([
                 "--headless",
                 "--no-sandbox",

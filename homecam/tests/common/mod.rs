@@ -56,7 +56,9 @@ pub fn tansu(dir: &Path, port: u16) -> Proc {
     let wd = dir.join("tansu");
     std::fs::create_dir_all(&wd).unwrap();
     let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu_bin())
+    let mut cmd = Command::new(tansu_bin());
+    sim_process::die_with_parent(&mut cmd);
+    let child = cmd
         .current_dir(&wd)
         .args([
             "broker",
@@ -92,7 +94,9 @@ pub fn mosquitto(dir: &std::path::Path, port: u16) -> Proc {
         format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
     )
     .unwrap();
-    let child = Command::new("mosquitto")
+    let mut cmd = Command::new("mosquitto");
+    sim_process::die_with_parent(&mut cmd);
+    let child = cmd
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
@@ -432,6 +436,7 @@ impl Homecam {
     pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Homecam {
         let mut cmd = Command::new(bin);
         cmd.args(args).stdout(Stdio::piped());
+        sim_process::die_with_parent(&mut cmd);
         for (k, v) in env {
             cmd.env(k, v);
         }
