@@ -93,7 +93,14 @@ fn serve(index: Arc<Index>) -> (tokio::runtime::Runtime, u16) {
         .enable_all()
         .build()
         .unwrap();
-    let state = homecam::web::State::new(index, Arc::new(Cams), Default::default(), None, false);
+    let state = homecam::web::State::new(
+        index,
+        Arc::new(Cams),
+        Default::default(),
+        Default::default(),
+        None,
+        false,
+    );
     let port = homecam::web::start(&rt, "127.0.0.1:0", state)
         .unwrap()
         .port();

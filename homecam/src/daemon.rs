@@ -5,8 +5,10 @@
 //!              ├ queue(GOP-dropping) ─ decodebin ─ videoconvert ─ jpegenc ─ tee ─ appsink → web app live view
 //!              │                                                          └ mjpeghttpsink (mjpeg port)
 //!              ├ queue ─ motionclips                       (motion: motiondetect, objectdetect, clips)
-//!              └ queue(leaky) ─ appsink → restream::Feed   (RTSP clients, `[rtsp]`)
+//!              ├ queue(leaky) ─ appsink → restream::Feed   (RTSP clients, `[rtsp]`)
+//!              └ queue(leaky) ─ appsink → restream::LiveFeed (the web app's MP4 live view)
 //! camsrc audio ─ tee ─ queue ─ ringrecorder, └ queue(leaky) ─ appsink → Feed
+//!                    └ queue(leaky) ─ decodebin ─ voaacenc ─ appsink → LiveFeed
 //! ```
 //!
 //! camsrc reconnects by itself, so a camera that is offline or reboots never stops the
@@ -54,6 +56,8 @@ pub struct CameraRun {
     pub hub: Option<Arc<Hub>>,
     /// The camera's own streams for the RTSP clients (`[rtsp]`).
     pub feed: Option<Arc<restream::Feed>>,
+    /// The camera's own H.264 and its audio as AAC for the browsers' live view (`[web]`).
+    pub live: Option<Arc<restream::LiveFeed>>,
     pub counters: Arc<Mutex<Counters>>,
     pub tracker: Arc<Mutex<Tracker>>,
     /// `[web] public-url`.
@@ -287,14 +291,24 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         }
         None => None,
     };
+    // The web app's live view in MP4 (video from the tee now; audio, through the one AAC
+    // encoder of this camera, once the camera shows it has some).
+    let live = match &cfg.web {
+        Some(_) => {
+            let l = restream::LiveFeed::new(&name);
+            l.attach_video(&pipeline, &tee)?;
+            Some(l)
+        }
+        None => None,
+    };
     // The camera's pads: video to the tee; audio to the recorder and the RTSP feed (through
     // a tee made when the camera's audio appears), else taken and dropped (a session
     // without its audio track upsets some RTSP servers). The fakesink exists only without
     // a recorder or feed: left unlinked, it would never get the EOS that a clean stop
     // waits for.
-    let audio_pad = match (&rec, &feed) {
-        (Some(_), _) | (_, Some(_)) => None,
-        (None, None) => {
+    let audio_pad = match (&rec, feed.is_some() || live.is_some()) {
+        (Some(_), _) | (_, true) => None,
+        (None, false) => {
             let audio_sink = gst::ElementFactory::make("fakesink")
                 .property("sync", false)
                 .property("async", false)
@@ -309,12 +323,13 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     let n = name.clone();
     let tx2 = tx.clone();
     let f2 = feed.clone();
+    let l2 = live.clone();
     let weak_pipeline = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
         let target = match pad.name().as_str() {
             "video" => Some(tee_sink.clone()),
-            "audio" => match (&f2, weak_pipeline.upgrade()) {
-                (Some(feed), Some(p)) => match audio_fanout(&p, feed, r.as_ref()) {
+            "audio" => match (f2.is_some() || l2.is_some(), weak_pipeline.upgrade()) {
+                (true, Some(p)) => match audio_fanout(&p, f2.as_ref(), l2.as_ref(), r.as_ref()) {
                     Ok(t) => Some(t),
                     Err(e) => {
                         let _ = tx2.send(Record::Log(format!("{n}: the camera's audio: {e}")));
@@ -448,6 +463,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         http,
         hub,
         feed,
+        live,
         counters,
         tracker,
         origin: origin.to_string(),
@@ -459,7 +475,8 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
 /// added while the pipeline plays; its sink pad, for the camera's audio pad.
 fn audio_fanout(
     pipeline: &gst::Pipeline,
-    feed: &Arc<restream::Feed>,
+    feed: Option<&Arc<restream::Feed>>,
+    live: Option<&Arc<restream::LiveFeed>>,
     rec: Option<&gst::Element>,
 ) -> Result<gst::Pad, String> {
     let tee = make("tee")?;
@@ -478,7 +495,12 @@ fn audio_fanout(
             .map_err(|e| format!("{e:?}"))?;
         q.sync_state_with_parent().map_err(|e| e.to_string())?;
     }
-    feed.attach_audio(pipeline, &tee)?;
+    if let Some(feed) = feed {
+        feed.attach_audio(pipeline, &tee)?;
+    }
+    if let Some(live) = live {
+        live.attach_audio(pipeline, &tee)?;
+    }
     tee.sync_state_with_parent().map_err(|e| e.to_string())?;
     tee.static_pad("sink").ok_or_else(|| "tee".to_string())
 }
@@ -535,6 +557,7 @@ impl CameraRun {
             "live": self.hub.as_ref().map(|_| serde_json::json!({
                 "mjpeg": format!("/live/{}.mjpeg", self.name),
                 "jpeg": format!("/live/{}.jpg", self.name),
+                "mp4": self.live.as_ref().map(|_| format!("/live/{}.mp4", self.name)),
             })),
             "rtsp": rtsp,
         })

@@ -676,6 +676,9 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
                     rtsp.as_ref().map(|(_, b)| b.clone()),
                 )),
                 hubs,
+                cams.iter()
+                    .filter_map(|c| c.live.clone().map(|l| (c.name.clone(), l)))
+                    .collect(),
             )?;
             match &demo_password {
                 Some(pw) => {
@@ -829,6 +832,7 @@ fn start_web(
     index: Arc<Index>,
     cameras: Arc<dyn homecam::web::Cameras>,
     hubs: HashMap<String, Arc<gstmjpeghttp::server::Hub>>,
+    lives: HashMap<String, Arc<restream::LiveFeed>>,
 ) -> Result<
     (
         tokio::runtime::Runtime,
@@ -861,6 +865,7 @@ fn start_web(
         index,
         cameras,
         hubs,
+        lives,
         auth,
         w.public_url.starts_with("https://"),
     );
@@ -896,7 +901,14 @@ fn dashboard(args: &[String]) -> Result<i32, String> {
         logger(&log_tx),
     )?;
     let heard = Arc::new(homecam::dashboard::Heard::default());
-    let (rt, state, addr) = start_web(&cfg, w, index.clone(), heard.clone(), HashMap::new())?;
+    let (rt, state, addr) = start_web(
+        &cfg,
+        w,
+        index.clone(),
+        heard.clone(),
+        HashMap::new(),
+        HashMap::new(),
+    )?;
     println!(
         "homecam: dashboard at http://{addr}/, reading {}, {} and {} from {} as group {}",
         k.events_topic, k.status_topic, k.insights_topic, k.brokers, k.group_id

@@ -83,15 +83,170 @@ async function loadCameras() {
   }
 }
 
-// Live wall: each camera's MJPEG view with its status badge and frame rate.
+// Live view in MP4: the camera's own H.264 and its audio (AAC) through Media Source
+// Extensions, a fragment per frame, kept close to the newest frame. MJPEG (no audio)
+// where MSE, the codec or the stream fails.
+function mp4Type(init) {
+  const find = (s) => {
+    outer: for (let i = 0; i + s.length <= init.length; i++) {
+      for (let j = 0; j < s.length; j++) if (init[i + j] !== s.charCodeAt(j)) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  // avcC: version, profile, compatibility, level just after the box type.
+  const a = find("avcC");
+  if (a < 0 || a + 8 > init.length) return null;
+  const hex = (b) => b.toString(16).padStart(2, "0");
+  const codecs = [`avc1.${hex(init[a + 5])}${hex(init[a + 6])}${hex(init[a + 7])}`];
+  if (find("mp4a") >= 0) codecs.push("mp4a.40.2");
+  return `video/mp4; codecs="${codecs.join(", ")}"`;
+}
+
+// The length of the ftyp and moov boxes at the start of `d`, once both are complete.
+function initLength(d) {
+  let i = 0;
+  while (i + 8 <= d.length) {
+    const n = ((d[i] << 24) | (d[i + 1] << 16) | (d[i + 2] << 8) | d[i + 3]) >>> 0;
+    const type = String.fromCharCode(d[i + 4], d[i + 5], d[i + 6], d[i + 7]);
+    if (n < 8 || i + n > d.length) return 0;
+    i += n;
+    if (type === "moov") return i;
+  }
+  return 0;
+}
+
+function concat(a, b) {
+  const c = new Uint8Array(a.length + b.length);
+  c.set(a);
+  c.set(b, a.length);
+  return c;
+}
+
+// Plays `url` into `video`; resolves when the stream ends, rejects if it cannot play.
+async function playMp4(video, url, stop) {
+  if (!window.MediaSource) throw new Error("no Media Source Extensions");
+  const resp = await fetch(url, { credentials: "same-origin", signal: stop });
+  if (!resp.ok || !resp.body) throw new Error(`live.mp4: HTTP ${resp.status}`);
+  const reader = resp.body.getReader();
+  let head = new Uint8Array(0);
+  let n = 0;
+  while (!(n = initLength(head))) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the stream ended before its header");
+    head = concat(head, value);
+    if (head.length > 1 << 20) throw new Error("no MP4 header");
+  }
+  const type = mp4Type(head.subarray(0, n));
+  if (!type || !MediaSource.isTypeSupported(type)) throw new Error(`cannot play ${type}`);
+  const ms = new MediaSource();
+  video.src = URL.createObjectURL(ms);
+  await new Promise((ok) => ms.addEventListener("sourceopen", ok, { once: true }));
+  const sb = ms.addSourceBuffer(type);
+  const pending = [head];
+  let cleaned = 0;
+  const pump = () => {
+    if (sb.updating || ms.readyState !== "open") return;
+    const b = video.buffered;
+    if (b.length) {
+      const end = b.end(b.length - 1);
+      // Keep near the newest frame: jump when far behind, catch up a little when close.
+      if (end - video.currentTime > 1.5 || video.currentTime < b.start(0)) video.currentTime = Math.max(b.start(0), end - 0.1);
+      video.playbackRate = end - video.currentTime > 0.3 ? 1.1 : 1.0;
+      if (video.paused) video.play().catch(() => {});
+      // Bound what the page holds: the last 10 s.
+      if (video.currentTime - b.start(0) > 20 && video.currentTime - cleaned > 10) {
+        cleaned = video.currentTime;
+        sb.remove(0, video.currentTime - 10);
+        return;
+      }
+    }
+    if (pending.length) {
+      const all = pending.length === 1 ? pending[0] : pending.reduce(concat);
+      pending.length = 0;
+      sb.appendBuffer(all);
+    }
+  };
+  sb.addEventListener("updateend", pump);
+  pump();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    pending.push(value);
+    pump();
+  }
+}
+
+// The live picture of camera `c`: MP4 with sound when it plays, else MJPEG.
+function livePicture(c) {
+  const box = el("div", { class: "picture" });
+  const mjpeg = () => {
+    if (box.dataset.stopped) return;
+    box.dataset.live = "mjpeg";
+    box.replaceChildren(el("img", { alt: c.name, src: c.live.mjpeg }));
+  };
+  if (!c.live.mp4 || !window.MediaSource) {
+    mjpeg();
+    return box;
+  }
+  const video = el("video", { muted: "", playsinline: "", "aria-label": c.name });
+  video.muted = true;
+  const sound = el("button", { class: "sound", type: "button", title: "sound on/off", text: "🔇" });
+  sound.addEventListener("click", () => {
+    video.muted = !video.muted;
+    sound.textContent = video.muted ? "🔇" : "🔊";
+  });
+  box.dataset.live = "mp4";
+  box.replaceChildren(video, sound);
+  (async () => {
+    // Back after a cut (the camera, the network, a slow page); MJPEG if it never played.
+    for (let tries = 0; tries < 5; tries++) {
+      const stop = new AbortController();
+      box._stop = () => {
+        stop.abort();
+        video.removeAttribute("src");
+        video.load();
+      };
+      try {
+        const played = () => video.currentTime > 0;
+        await playMp4(video, c.live.mp4, stop.signal);
+        if (played()) tries = 0;
+      } catch (e) {
+        if (box.dataset.stopped) return;
+        console.warn(`${c.name}: MP4 live view: ${e.message}`);
+        if (video.currentTime === 0) break;
+      }
+      stop.abort();
+      if (box.dataset.stopped) return;
+      await new Promise((ok) => setTimeout(ok, 1000));
+    }
+    mjpeg();
+  })();
+  return box;
+}
+
+// Ends a live picture's stream (MP4 or MJPEG).
+function stopPicture(box) {
+  box.dataset.stopped = "1";
+  if (box._stop) box._stop();
+  for (const i of box.querySelectorAll("img")) i.removeAttribute("src");
+}
+
+// Live wall: each camera's live view with its status badge and frame rate; the streams
+// run only while the wall is shown.
 function renderWall() {
   const wall = $("#wall");
+  if (state.view !== "live") {
+    for (const p of wall.querySelectorAll(".picture")) stopPicture(p);
+    wall.replaceChildren();
+    return;
+  }
   for (const c of state.cameras) {
     let card = wall.querySelector(`[data-camera="${CSS.escape(c.name)}"]`);
     if (!card) {
       // A dashboard has no live view of its own: it links to the daemon with the camera.
       const picture = c.live
-        ? el("img", { alt: c.name, src: c.live.mjpeg })
+        ? livePicture(c)
         : el("div", { class: "nolive" }, c.origin
           ? el("a", { href: `${c.origin.replace(/\/$/, "")}/#live`, target: "_blank", rel: "noopener", text: "live view on its daemon" })
           : el("span", { text: "no live view here" }));
@@ -386,7 +541,7 @@ async function show(hash) {
   for (const v of document.querySelectorAll(".view")) v.classList.toggle("active", v.id === `view-${view}`);
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
   try {
-    if (view === "live") renderWall();
+    renderWall();
     if (view === "events") {
       await loadEvents();
       if (id) await openEvent(decodeURIComponent(id));

@@ -25,7 +25,9 @@
 
 pub mod feed;
 pub mod htdigest;
+pub mod live;
 pub mod server;
 
 pub use feed::{Feed, FeedStats};
+pub use live::{LiveFeed, Viewer};
 pub use server::{RtspConfig, RtspServer, User};

@@ -775,16 +775,71 @@ pub async fn stream(AxState(st): AxState<Arc<State>>) -> Response {
 
 // ---- Live -----------------------------------------------------------------------------
 
+/// Live MP4 viewers one camera may have at once.
+pub const MAX_LIVE_VIEWERS: usize = 16;
+
+/// Fragments that may wait for a viewer's connection (about 8 s of 30 fps video and its
+/// audio) before the viewer is cut off; its player connects again.
+const LIVE_BACKLOG: usize = 512;
+
+/// `/live/CAMERA.mp4`: the camera's own H.264 and its audio as AAC, in fragmented MP4
+/// from the next key frame on, for the page's Media Source Extensions player.
+fn live_mp4(st: &State, cam: &str) -> Response {
+    let Some(feed) = st.lives.get(cam).cloned() else {
+        return error(StatusCode::NOT_FOUND, "no live view of that camera");
+    };
+    if feed.viewers() >= MAX_LIVE_VIEWERS {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live viewers of that camera",
+        );
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(LIVE_BACKLOG);
+    let tx = std::sync::Mutex::new(Some(tx));
+    // On a streaming thread: never waits. A viewer that falls behind, or has gone, ends
+    // its stream (dropping the sender ends the body, which drops the viewer's pipeline).
+    let viewer = feed.viewer(move |b| {
+        let mut tx = tx.lock().unwrap();
+        let ok = tx
+            .as_ref()
+            .is_some_and(|t| t.try_send(Bytes::copy_from_slice(b)).is_ok());
+        if !ok {
+            *tx = None;
+        }
+        ok
+    });
+    let viewer = match viewer {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    };
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx).map(
+        move |b| {
+            let _viewer = &viewer;
+            Ok::<_, std::convert::Infallible>(b)
+        },
+    ));
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    r
+}
+
 /// `/live/CAMERA.mjpeg` and `/live/CAMERA.jpg`, from the frames the camera's live job
-/// encodes (one encoder per camera, whatever the number of viewers).
+/// encodes (one encoder per camera, whatever the number of viewers); `/live/CAMERA.mp4`
+/// (see [`live_mp4`]).
 pub async fn live(AxState(st): AxState<Arc<State>>, Path(file): Path<String>) -> Response {
     let (cam, kind) = match file.rsplit_once('.') {
         Some((c, "mjpeg")) => (c, "mjpeg"),
         Some((c, "jpg")) => (c, "jpg"),
+        Some((c, "mp4")) => return live_mp4(&st, c),
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
-                "live views are CAMERA.mjpeg and CAMERA.jpg",
+                "live views are CAMERA.mp4, CAMERA.mjpeg and CAMERA.jpg",
             )
         }
     };

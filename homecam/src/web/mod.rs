@@ -61,6 +61,8 @@ pub struct State {
     pub cameras: Arc<dyn Cameras>,
     /// The live JPEG frames per camera.
     pub hubs: HashMap<String, Arc<Hub>>,
+    /// The live MP4 streams per camera (the camera's H.264 and its audio as AAC).
+    pub lives: HashMap<String, Arc<restream::LiveFeed>>,
     /// Server-sent events: (kind, JSON).
     pub live: broadcast::Sender<(&'static str, String)>,
     /// None with `auth = "none"`.
@@ -76,6 +78,7 @@ impl State {
         index: Arc<Index>,
         cameras: Arc<dyn Cameras>,
         hubs: HashMap<String, Arc<Hub>>,
+        lives: HashMap<String, Arc<restream::LiveFeed>>,
         auth: Option<auth::Auth>,
         secure_cookie: bool,
     ) -> Arc<State> {
@@ -83,6 +86,7 @@ impl State {
             index,
             cameras,
             hubs,
+            lives,
             live: broadcast::channel(256).0,
             auth,
             secure_cookie,
@@ -129,7 +133,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data: http: https:; media-src 'self' http: https:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "default-src 'self'; img-src 'self' data: http: https:; media-src 'self' blob: http: https:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     r
