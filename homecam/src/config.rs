@@ -792,6 +792,9 @@ pub struct Camera {
     pub record: Option<Record>,
     pub mjpeg: Option<Mjpeg>,
     pub motion: Option<Motion>,
+    /// camsrc's `latency` (ms): the RTSP jitter buffer. Less for a quicker live view on a
+    /// good network, more for a camera on poor Wi-Fi.
+    pub latency: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -932,6 +935,9 @@ pub fn element_range(factory: &str, property: &str) -> Option<(f64, f64)> {
     if let Some(d) = p.downcast_ref::<glib::ParamSpecDouble>() {
         return Some((d.minimum(), d.maximum()));
     }
+    if let Some(u) = p.downcast_ref::<glib::ParamSpecUInt>() {
+        return Some((f64::from(u.minimum()), f64::from(u.maximum())));
+    }
     None
 }
 
@@ -1016,6 +1022,19 @@ impl Config {
                     line: at(cam.uri.span()),
                     message: format!("camera {name:?}: uri: {e}"),
                 }),
+            }
+            if let Some(l) = &cam.latency {
+                if let Some((lo, hi)) = element_range("camsrc", "latency") {
+                    let v = f64::from(*l.get_ref());
+                    if v < lo || v > hi {
+                        errors.push(ConfigError {
+                            line: at(l.span()),
+                            message: format!(
+                                "camera {name:?}: latency {v} ms is outside camsrc's {lo}..{hi}"
+                            ),
+                        });
+                    }
+                }
             }
             if let Some(p) = &cam.password {
                 errors.push(ConfigError {

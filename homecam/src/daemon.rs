@@ -104,6 +104,9 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     if let Some(p) = cam.password()? {
         src.set_property("password", p);
     }
+    if let Some(l) = &cam.latency {
+        src.set_property("latency", *l.get_ref());
+    }
     let tee = make("tee")?;
     tee.set_property("allow-not-linked", true);
     pipeline.add_many([&src, &tee]).map_err(|e| e.to_string())?;

@@ -150,9 +150,11 @@ async function playMp4(video, url, stop) {
     const b = video.buffered;
     if (b.length) {
       const end = b.end(b.length - 1);
-      // Keep near the newest frame: jump when far behind, catch up a little when close.
-      if (end - video.currentTime > 1.5 || video.currentTime < b.start(0)) video.currentTime = Math.max(b.start(0), end - 0.1);
-      video.playbackRate = end - video.currentTime > 0.3 ? 1.1 : 1.0;
+      // Keep about 100 ms behind the newest frame: jump when far behind, play a little
+      // faster when behind.
+      const lag = end - video.currentTime;
+      if (lag > 1 || video.currentTime < b.start(0)) video.currentTime = Math.max(b.start(0), end - 0.1);
+      video.playbackRate = lag > 0.4 ? 1.25 : lag > 0.15 ? 1.1 : 1.0;
       if (video.paused) video.play().catch(() => {});
       // Bound what the page holds: the last 10 s.
       if (video.currentTime - b.start(0) > 20 && video.currentTime - cleaned > 10) {
