@@ -52,6 +52,8 @@ pub struct FeedStats {
 pub struct Feed {
     pub name: String,
     state: Mutex<State>,
+    /// Notified when the camera's video caps are first known.
+    caps_known: std::sync::Condvar,
     pub stats: FeedStats,
 }
 
@@ -115,6 +117,7 @@ impl Feed {
         Arc::new(Feed {
             name: name.to_string(),
             state: Mutex::new(State::default()),
+            caps_known: std::sync::Condvar::new(),
             stats: FeedStats::default(),
         })
     }
@@ -182,6 +185,18 @@ impl Feed {
             e.sync_state_with_parent().map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Waits up to `timeout` for the camera's first video (a client that comes as the
+    /// daemon starts is answered once the camera has sent something, not refused);
+    /// whether it has come.
+    pub fn wait_for_video(&self, timeout: std::time::Duration) -> bool {
+        let st = self.state.lock().unwrap();
+        let (st, _) = self
+            .caps_known
+            .wait_timeout_while(st, timeout, |s| s.video_caps.is_none())
+            .unwrap();
+        st.video_caps.is_some()
     }
 
     /// The caps of the camera's video and audio as last seen.
@@ -294,6 +309,9 @@ impl Feed {
             };
             if slot.as_ref().is_none_or(|c| c.as_ref() != caps) {
                 *slot = Some(caps.to_owned());
+                if video {
+                    self.caps_known.notify_all();
+                }
             }
         }
         // The camera pipeline's running time of the buffer: camsrc keeps it going across

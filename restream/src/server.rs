@@ -64,10 +64,12 @@ mod factory {
     impl ObjectImpl for Factory {}
 
     impl RTSPMediaFactoryImpl for Factory {
-        /// The client's media, built for the caps the camera sends now; none (503) while
-        /// the camera has sent nothing yet.
+        /// The client's media, built for the caps the camera sends now; none (503) when
+        /// the camera has sent nothing within 10 s (this runs on one of the server's
+        /// threads, one per session at most).
         fn create_element(&self, _url: &gst_rtsp::RTSPUrl) -> Option<gst::Element> {
             let feed = self.feed.get()?;
+            feed.wait_for_video(std::time::Duration::from_secs(10));
             match feed.media_bin() {
                 Ok(bin) => Some(bin),
                 Err(e) => {

@@ -784,10 +784,18 @@ const LIVE_BACKLOG: usize = 512;
 
 /// `/live/CAMERA.mp4`: the camera's own H.264 and its audio as AAC, in fragmented MP4
 /// from the next key frame on, for the page's Media Source Extensions player.
-fn live_mp4(st: &State, cam: &str) -> Response {
+async fn live_mp4(st: &State, cam: &str) -> Response {
     let Some(feed) = st.lives.get(cam).cloned() else {
         return error(StatusCode::NOT_FOUND, "no live view of that camera");
     };
+    // A page opened as the daemon starts waits for the camera's first video (up to 10 s)
+    // rather than falling back to MJPEG.
+    for _ in 0..100 {
+        if feed.feed.caps().0.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     if feed.viewers() >= MAX_LIVE_VIEWERS {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -835,7 +843,7 @@ pub async fn live(AxState(st): AxState<Arc<State>>, Path(file): Path<String>) ->
     let (cam, kind) = match file.rsplit_once('.') {
         Some((c, "mjpeg")) => (c, "mjpeg"),
         Some((c, "jpg")) => (c, "jpg"),
-        Some((c, "mp4")) => return live_mp4(&st, c),
+        Some((c, "mp4")) => return live_mp4(&st, c).await,
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
