@@ -63,15 +63,19 @@ fn camera() -> u16 {
         server.set_address("127.0.0.1");
         server.set_service("0");
         let factory = gst_rtsp_server::RTSPMediaFactory::new();
-        factory.set_launch(
+        let audio = if std::env::var_os("LIVE_LATENCY_NO_AUDIO").is_some() {
+            ""
+        } else {
+            "audiotestsrc is-live=true wave=sine samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 \
+             ! alawenc ! rtppcmapay name=pay1 pt=8"
+        };
+        factory.set_launch(&format!(
             "( videotestsrc is-live=true pattern=smpte \
                ! video/x-raw,format=I420,width=640,height=360,framerate=15/1 ! identity name=stamp \
                ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=1500 \
                ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1 \
-               ! rtph264pay name=pay0 pt=96 aggregate-mode=zero-latency \
-               audiotestsrc is-live=true wave=sine samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 \
-               ! alawenc ! rtppcmapay name=pay1 pt=8 )",
-        );
+               ! rtph264pay name=pay0 pt=96 aggregate-mode=zero-latency {audio} )"
+        ));
         factory.set_shared(true);
         factory.set_latency(0);
         factory.connect_media_configure(|_, media| {
@@ -155,7 +159,7 @@ true"#;
 
 /// One daemon with camsrc's jitter buffer at `latency` ms, one page: the figures of the
 /// MP4 and MJPEG views.
-fn run(cam: u16, latency: u32, frames: usize) -> (String, String, Value) {
+fn run(cam: u16, latency: u32, frames: usize) -> (String, String, String, Value) {
     let web = free_port();
     let dir = std::env::temp_dir().join(format!("live-latency-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -196,6 +200,19 @@ fn run(cam: u16, latency: u32, frames: usize) -> (String, String, Value) {
         "the MP4 live view",
     );
     b.eval(&s, MEASURE);
+    let muted: Vec<f64> = serde_json::from_value(b.eval(
+        &s,
+        &format!("measure(document.querySelector('#wall video'), {frames})"),
+    ))
+    .unwrap();
+    // With the sound on (the tile reconnects with the audio track).
+    b.eval(&s, "document.querySelector('#wall .sound').click(); true");
+    b.wait_for(
+        &s,
+        "(() => { const v = document.querySelector('#wall video'); return !v.muted && v.currentTime > 3 && v.webkitAudioDecodedByteCount > 0; })()",
+        Duration::from_secs(30),
+        "the MP4 live view with sound",
+    );
     let mp4: Vec<f64> = serde_json::from_value(b.eval(
         &s,
         &format!("measure(document.querySelector('#wall video'), {frames})"),
@@ -226,7 +243,48 @@ fn run(cam: u16, latency: u32, frames: usize) -> (String, String, Value) {
     let _ = daemon.kill();
     let _ = daemon.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    (summary(mp4), summary(mjpeg), info)
+    (summary(muted), summary(mp4), summary(mjpeg), info)
+}
+
+/// The same camera read by camsrc in this process and decoded: how old each picture is
+/// when it has come through camsrc (and a decoder), before anything of the web app.
+fn at_camsrc(cam: u16, latency: u32, frames: usize) -> String {
+    homecam::daemon::init().unwrap();
+    let p = gst::parse::launch(&format!(
+        "camsrc name=c uri=rtsp://127.0.0.1:{cam}/cam latency={latency} audio=false \
+         c.video ! avdec_h264 ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=s sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = p
+        .by_name("s")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut out = Vec::new();
+    while out.len() < frames {
+        let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) else {
+            break;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            % (1u64 << BITS);
+        let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) else {
+            continue;
+        };
+        let mut ms = 0u64;
+        for i in 0..BITS {
+            let px = map.get(16 * 640 + i * BLOCK + 8).copied().unwrap_or(0);
+            ms = ms * 2 + u64::from(px > 128);
+        }
+        out.push(now as f64 - ms as f64);
+    }
+    p.set_state(gst::State::Null).unwrap();
+    summary(out)
 }
 
 fn main() {
@@ -237,12 +295,13 @@ fn main() {
     gst::init().unwrap();
     let cam = camera();
     println!("Glass-to-glass latency on loopback, camera 640x360 at 15 fps (x264 zerolatency, A-law audio), homecam, headless Chromium:");
-    println!("| camsrc latency (RTSP jitter buffer) | MP4 live view (MSE, the camera's H.264, AAC) | MJPEG live view (5 fps re-encode, no audio) | MP4 player at the end |");
-    println!("|---|---|---|---|");
+    println!("| camsrc latency (RTSP jitter buffer) | decoded after camsrc (no web app) | MP4 live view, muted (the wall's default: video alone) | MP4 live view with sound (AAC) | MJPEG live view (5 fps re-encode, no audio) | MP4 player at the end (with sound) |");
+    println!("|---|---|---|---|---|---|");
     for latency in [200, 50] {
-        let (mp4, mjpeg, info) = run(cam, latency, frames);
+        let direct = at_camsrc(cam, latency, 100);
+        let (muted, mp4, mjpeg, info) = run(cam, latency, frames);
         println!(
-            "| {latency} ms{} | {mp4} | {mjpeg} | {:.0} ms buffered ahead, {} bytes of audio decoded, {} frames dropped |",
+            "| {latency} ms{} | {direct} | {muted} | {mp4} | {mjpeg} | {:.0} ms buffered ahead, {} bytes of audio decoded, {} frames dropped |",
             if latency == 200 { " (default)" } else { "" },
             info["lag"].as_f64().unwrap_or(-1.0) * 1000.0,
             info["audio"],

@@ -272,24 +272,34 @@ motion = {{ record = "confirmed", pre-roll = 2, post-roll = 2 }}
     // The live MP4, read by ffprobe (not ours): the camera's H.264 as it came, and AAC.
     let r = http(port, "GET", "/live/hall.mp4", &[], b"");
     assert_eq!(r.status, 401, "the MP4 live view needs a login too");
-    let out = Command::new("timeout")
-        .args(["30", "ffprobe", "-v", "error", "-headers"])
-        .arg(format!("Cookie: {cookie}\r\n"))
-        .args(["-show_streams", "-of", "json"])
-        .arg(format!("http://127.0.0.1:{port}/live/hall.mp4"))
-        .output()
-        .unwrap();
-    let probe: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let codecs: Vec<&str> = probe["streams"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|s| s["codec_name"].as_str()).collect())
-        .unwrap_or_default();
+    let ffprobe = |path: &str| {
+        let out = Command::new("timeout")
+            .args(["30", "ffprobe", "-v", "error", "-headers"])
+            .arg(format!("Cookie: {cookie}\r\n"))
+            .args(["-show_streams", "-of", "json"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .unwrap();
+        let probe: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let codecs: Vec<String> = probe["streams"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["codec_name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (probe, codecs, err)
+    };
+    let (probe, codecs, err) = ffprobe("/live/hall.mp4");
     assert_eq!(
         codecs,
         ["h264", "aac"],
-        "ffprobe of /live/hall.mp4: {probe} {}",
-        String::from_utf8_lossy(&out.stderr)
+        "ffprobe of /live/hall.mp4: {probe} {err}"
     );
+    let (probe2, codecs, err) = ffprobe("/live/hall.mp4?audio=0");
+    assert_eq!(codecs, ["h264"], "ffprobe of ?audio=0: {probe2} {err}");
     assert!(
         probe["streams"][0]["width"].as_u64().unwrap_or(0) >= 320,
         "{probe}"
@@ -763,12 +773,21 @@ fn browser_checks(
         (f - export_frames).abs() <= 3.0,
         "{f} frames presented, {export_frames:.0} expected"
     );
-    // The live wall plays the camera's H.264 and its sound through MSE, close behind the
-    // newest frame.
+    // The live wall plays the camera's H.264 through MSE, muted and without audio at
+    // first; the sound button brings the camera's sound (AAC), close behind the newest
+    // frame.
+    b.wait_for(
+        &s,
+        "(() => { const v = document.querySelector('#wall [data-live=mp4] video'); \
+           return v && v.currentTime > 2 && v.videoWidth > 0 && v.muted && v.webkitAudioDecodedByteCount == 0; })()",
+        Duration::from_secs(30),
+        "the muted MP4 live view",
+    );
+    b.eval(&s, "document.querySelector('#wall .sound').click(); true");
     let played = b.wait_for(
         &s,
         "(() => { const v = document.querySelector('#wall [data-live=mp4] video'); \
-           return v && v.currentTime > 3 && v.webkitAudioDecodedByteCount > 0 && v.videoWidth \
+           return v && !v.muted && v.currentTime > 3 && v.webkitAudioDecodedByteCount > 0 && v.videoWidth \
              && JSON.stringify({t: v.currentTime, w: v.videoWidth, audio: v.webkitAudioDecodedByteCount, \
                lag: v.buffered.end(v.buffered.length - 1) - v.currentTime, \
                frames: v.getVideoPlaybackQuality().totalVideoFrames}); })()",

@@ -150,11 +150,13 @@ async function playMp4(video, url, stop) {
     const b = video.buffered;
     if (b.length) {
       const end = b.end(b.length - 1);
-      // Keep about 100 ms behind the newest frame: jump when far behind, play a little
-      // faster when behind.
+      // Keep about 100 ms behind the newest frame: jump when far behind; muted, play a
+      // little faster when behind (with sound, a changed rate makes the browser stretch
+      // the audio, which starves its output and stalls the picture).
       const lag = end - video.currentTime;
-      if (lag > 1 || video.currentTime < b.start(0)) video.currentTime = Math.max(b.start(0), end - 0.1);
-      video.playbackRate = lag > 0.4 ? 1.25 : lag > 0.15 ? 1.1 : 1.0;
+      const far = video.muted ? 1 : 0.25;
+      if (lag > far || video.currentTime < b.start(0)) video.currentTime = Math.max(b.start(0), end - 0.1);
+      video.playbackRate = !video.muted ? 1.0 : lag > 0.4 ? 1.25 : lag > 0.15 ? 1.1 : 1.0;
       if (video.paused) video.play().catch(() => {});
       // Bound what the page holds: the last 10 s.
       if (video.currentTime - b.start(0) > 20 && video.currentTime - cleaned > 10) {
@@ -193,10 +195,15 @@ function livePicture(c) {
   }
   const video = el("video", { muted: "", playsinline: "", "aria-label": c.name });
   video.muted = true;
+  // Muted, the tile takes the video alone: a browser playing audio keeps the picture in
+  // step with its audio output, about 200 ms further behind the camera. The sound
+  // button reconnects with the audio (or without it).
+  let restart = () => {};
   const sound = el("button", { class: "sound", type: "button", title: "sound on/off", text: "🔇" });
   sound.addEventListener("click", () => {
     video.muted = !video.muted;
     sound.textContent = video.muted ? "🔇" : "🔊";
+    restart();
   });
   box.dataset.live = "mp4";
   box.replaceChildren(video, sound);
@@ -204,22 +211,31 @@ function livePicture(c) {
     // Back after a cut (the camera, the network, a slow page); MJPEG if it never played.
     for (let tries = 0; tries < 5; tries++) {
       const stop = new AbortController();
+      let restarted = false;
       box._stop = () => {
         stop.abort();
         video.removeAttribute("src");
         video.load();
       };
+      restart = () => {
+        restarted = true;
+        stop.abort();
+      };
+      const url = video.muted ? `${c.live.mp4}?audio=0` : c.live.mp4;
       try {
-        const played = () => video.currentTime > 0;
-        await playMp4(video, c.live.mp4, stop.signal);
-        if (played()) tries = 0;
+        await playMp4(video, url, stop.signal);
+        if (video.currentTime > 0) tries = 0;
       } catch (e) {
         if (box.dataset.stopped) return;
-        console.warn(`${c.name}: MP4 live view: ${e.message}`);
-        if (video.currentTime === 0) break;
+        if (!restarted) console.warn(`${c.name}: MP4 live view: ${e.message}`);
+        if (video.currentTime === 0 && !restarted) break;
       }
       stop.abort();
       if (box.dataset.stopped) return;
+      if (restarted) {
+        tries = 0;
+        continue;
+      }
       await new Promise((ok) => setTimeout(ok, 1000));
     }
     mjpeg();

@@ -6,7 +6,7 @@ use super::auth::{Refused, COOKIE, MAX_FIELD};
 use super::files::{self, Content};
 use super::{CachedExport, State};
 use crate::index::{self, EventQuery, EventRow, Record, GAP};
-use axum::extract::{ConnectInfo, Path, Query, State as AxState};
+use axum::extract::{ConnectInfo, Path, Query, RawQuery, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -783,8 +783,9 @@ pub const MAX_LIVE_VIEWERS: usize = 16;
 const LIVE_BACKLOG: usize = 512;
 
 /// `/live/CAMERA.mp4`: the camera's own H.264 and its audio as AAC, in fragmented MP4
-/// from the next key frame on, for the page's Media Source Extensions player.
-async fn live_mp4(st: &State, cam: &str) -> Response {
+/// from the next key frame on, for the page's Media Source Extensions player;
+/// `?audio=0`: the video alone (a muted tile).
+async fn live_mp4(st: &State, cam: &str, audio: bool) -> Response {
     let Some(feed) = st.lives.get(cam).cloned() else {
         return error(StatusCode::NOT_FOUND, "no live view of that camera");
     };
@@ -806,7 +807,7 @@ async fn live_mp4(st: &State, cam: &str) -> Response {
     let tx = std::sync::Mutex::new(Some(tx));
     // On a streaming thread: never waits. A viewer that falls behind, or has gone, ends
     // its stream (dropping the sender ends the body, which drops the viewer's pipeline).
-    let viewer = feed.viewer(move |b| {
+    let viewer = feed.viewer(audio, move |b| {
         let mut tx = tx.lock().unwrap();
         let ok = tx
             .as_ref()
@@ -839,11 +840,18 @@ async fn live_mp4(st: &State, cam: &str) -> Response {
 /// `/live/CAMERA.mjpeg` and `/live/CAMERA.jpg`, from the frames the camera's live job
 /// encodes (one encoder per camera, whatever the number of viewers); `/live/CAMERA.mp4`
 /// (see [`live_mp4`]).
-pub async fn live(AxState(st): AxState<Arc<State>>, Path(file): Path<String>) -> Response {
+pub async fn live(
+    AxState(st): AxState<Arc<State>>,
+    Path(file): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let (cam, kind) = match file.rsplit_once('.') {
         Some((c, "mjpeg")) => (c, "mjpeg"),
         Some((c, "jpg")) => (c, "jpg"),
-        Some((c, "mp4")) => return live_mp4(&st, c).await,
+        Some((c, "mp4")) => {
+            let audio = !query.is_some_and(|q| q.split('&').any(|kv| kv == "audio=0"));
+            return live_mp4(&st, c, audio).await;
+        }
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
