@@ -501,8 +501,15 @@ fn audio_fanout(
     if let Some(feed) = feed {
         feed.attach_audio(pipeline, &tee)?;
     }
+    // Without an AAC encoder the live view goes on without sound; the recorder and the
+    // RTSP clients keep the camera's audio.
     if let Some(live) = live {
-        live.attach_audio(pipeline, &tee)?;
+        if let Err(e) = live.attach_audio(pipeline, &tee) {
+            eprintln!(
+                "homecam: {}: the live view has no sound: {e}",
+                live.feed.name
+            );
+        }
     }
     tee.sync_state_with_parent().map_err(|e| e.to_string())?;
     tee.static_pad("sink").ok_or_else(|| "tee".to_string())
