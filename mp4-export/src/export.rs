@@ -128,6 +128,10 @@ fn first_track(seg: &Segment, kind: Kind) -> Option<&crate::segment::Track> {
 
 /// The samples of `kind` from every input with `keep(wall time, sample)`, in time order,
 /// each later than the one before (segments that overlap by a few milliseconds).
+///
+/// Descriptions are compared without their `btrt` box: the muxer writes each segment's
+/// own bit rates there, so every segment of one unchanged stream would otherwise count
+/// as a new description, and an export of more than 16 segments was refused.
 fn collect(
     inputs: &[Input],
     order: &[usize],
@@ -155,7 +159,12 @@ fn collect(
         // Output description index of each of this track's descriptions.
         let mut map = Vec::with_capacity(t.descriptions.len());
         for d in &t.descriptions {
-            let idx = match o.descriptions.iter().position(|x| x == d) {
+            let key = without_btrt(d, kind);
+            let idx = match o
+                .descriptions
+                .iter()
+                .position(|x| without_btrt(x, kind) == key)
+            {
                 Some(p) => p,
                 None => {
                     if o.descriptions.len() >= crate::segment::MAX_DESCRIPTIONS {
@@ -916,5 +925,82 @@ mod tests {
         // Video and audio of one fragment are contiguous in the source: one piece per
         // fragment (the moof of the next one lies between them).
         assert_eq!(e.data.len(), 10, "{:?}", &e.data[..e.data.len().min(5)]);
+    }
+}
+
+/// A sample description (a whole sample entry box) without its `btrt` child, for
+/// comparisons; the bytes as they are where they do not parse as expected.
+fn without_btrt(d: &[u8], kind: Kind) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    // Box header, SampleEntry (8), then VisualSampleEntry (70) or AudioSampleEntry (20).
+    let start = match kind {
+        Kind::Video => 8 + 8 + 70,
+        Kind::Audio => 8 + 8 + 20,
+        Kind::Other => return Cow::Borrowed(d),
+    };
+    let Some(head) = d.get(..start) else {
+        return Cow::Borrowed(d);
+    };
+    let mut out = head.to_vec();
+    let mut i = start;
+    while i < d.len() {
+        let Some(n) = d
+            .get(i..i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        else {
+            return Cow::Borrowed(d);
+        };
+        let Some(child) = d.get(i..i.saturating_add(n)).filter(|_| n >= 8) else {
+            return Cow::Borrowed(d);
+        };
+        if &child[4..8] != b"btrt" {
+            out.extend_from_slice(child);
+        }
+        i += n;
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod btrt_tests {
+    use super::*;
+
+    fn entry(kind: Kind, btrt: u32) -> Vec<u8> {
+        let head = match kind {
+            Kind::Video => 8 + 8 + 70,
+            _ => 8 + 8 + 20,
+        };
+        let mut d = vec![0u8; head];
+        d[4..8].copy_from_slice(if kind == Kind::Video {
+            b"avc1"
+        } else {
+            b"mp4a"
+        });
+        d.extend_from_slice(&[0, 0, 0, 12, b'a', b'v', b'c', b'C', 1, 2, 3, 4]);
+        d.extend_from_slice(&[0, 0, 0, 20, b'b', b't', b'r', b't']);
+        d.extend_from_slice(&[0; 4]);
+        d.extend_from_slice(&btrt.to_be_bytes());
+        d.extend_from_slice(&btrt.to_be_bytes());
+        let n = d.len() as u32;
+        d[..4].copy_from_slice(&n.to_be_bytes());
+        d
+    }
+
+    #[test]
+    fn descriptions_that_differ_only_in_bit_rate_are_one() {
+        for kind in [Kind::Video, Kind::Audio] {
+            let (a, b) = (entry(kind, 1000), entry(kind, 2000));
+            assert_ne!(a, b);
+            assert_eq!(without_btrt(&a, kind), without_btrt(&b, kind));
+            let mut c = entry(kind, 1000);
+            let at = c.len() - 21;
+            c[at] ^= 1; // in avcC
+            assert_ne!(without_btrt(&a, kind), without_btrt(&c, kind));
+        }
+        // Truncated or odd input is compared as it is, without a panic.
+        let a = entry(Kind::Video, 1);
+        for n in 0..a.len() {
+            let _ = without_btrt(&a[..n], Kind::Video);
+        }
     }
 }
