@@ -653,6 +653,10 @@ ca-file = "{ca}"
         Duration::from_secs(60),
         |reqs| reqs.len() > attempts,
     );
+    // The outbox is sent before the pipelines start: wait for the camera too, so that the
+    // debug log below has GStreamer's output in it (a loaded machine stopped the daemon
+    // before GStreamer had written anything).
+    d.wait_line("homecam: porch:", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     let (_, _, out2) = d.stop();
     let reqs = server.to(&path);
