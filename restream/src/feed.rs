@@ -112,6 +112,22 @@ fn running_time(e: &gst::Element) -> Option<u64> {
     Some(clock.time().checked_sub(base)?.nseconds())
 }
 
+/// A client's `appsrc` named `name` (`video`, `audio`: what [`Feed::subscribe`] looks
+/// for): live, timestamps from the feed, never blocking the camera.
+pub(crate) fn client_src(name: &str, caps: &gst::Caps) -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
+        .name(name)
+        .caps(caps)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(false)
+        .block(false)
+        // A hard bound for a client whose pipeline is stuck: the oldest go.
+        .max_bytes(4 * CLIENT_BACKLOG)
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build()
+}
+
 impl Feed {
     pub fn new(name: &str) -> Arc<Feed> {
         Arc::new(Feed {
@@ -211,19 +227,7 @@ impl Feed {
         let (video, audio) = self.caps();
         let video = video.ok_or_else(|| format!("{}: no video from the camera yet", self.name))?;
         let bin = gst::Bin::new();
-        let src = |name: &str, caps: &gst::Caps| {
-            gst_app::AppSrc::builder()
-                .name(name)
-                .caps(caps)
-                .is_live(true)
-                .format(gst::Format::Time)
-                .do_timestamp(false)
-                .block(false)
-                // A hard bound for a client whose pipeline is stuck: the oldest go.
-                .max_bytes(4 * CLIENT_BACKLOG)
-                .leaky_type(gst_app::AppLeakyType::Downstream)
-                .build()
-        };
+        let src = client_src;
         let vsrc = src("video", &video);
         let mut chain: Vec<gst::Element> = vec![vsrc.upcast()];
         // H.264 and H.265 go through their parser, which puts SPS/PPS (and VPS) in front of

@@ -124,18 +124,7 @@ impl LiveFeed {
             ));
         }
         let pipeline = gst::Pipeline::with_name(&format!("live-{name}"));
-        let src = |n: &str, caps: &gst::Caps| {
-            gst_app::AppSrc::builder()
-                .name(n)
-                .caps(caps)
-                .is_live(true)
-                .format(gst::Format::Time)
-                .do_timestamp(false)
-                .block(false)
-                .max_bytes(4 * crate::feed::CLIENT_BACKLOG)
-                .leaky_type(gst_app::AppLeakyType::Downstream)
-                .build()
-        };
+        let src = crate::feed::client_src;
         let vsrc = src("video", &video);
         let parse = make("h264parse")?;
         parse.set_property("config-interval", -1i32);
