@@ -289,7 +289,8 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     let feed = match &cfg.rtsp {
         Some(_) => {
             let f = restream::Feed::new(&name);
-            f.attach_video(&pipeline, &tee)?;
+            f.attach_video(&pipeline, &tee)
+                .map_err(|e| format!("{name}: the RTSP re-stream's video branch: {e}"))?;
             Some(f)
         }
         None => None,
@@ -299,7 +300,8 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     let live = match &cfg.web {
         Some(_) => {
             let l = restream::LiveFeed::new(&name);
-            l.attach_video(&pipeline, &tee)?;
+            l.attach_video(&pipeline, &tee)
+                .map_err(|e| format!("{name}: the MP4 live view's video branch: {e}"))?;
             Some(l)
         }
         None => None,

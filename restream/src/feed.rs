@@ -51,6 +51,9 @@ pub struct FeedStats {
 /// One camera's streams for its RTSP clients.
 pub struct Feed {
     pub name: String,
+    /// What the feed serves ("restream", "live"): its branches' element names carry it,
+    /// so that a camera pipeline can hold an RTSP feed and a live view's feed at once.
+    role: &'static str,
     state: Mutex<State>,
     /// Notified when the camera's video caps are first known.
     caps_known: std::sync::Condvar,
@@ -130,8 +133,13 @@ pub(crate) fn client_src(name: &str, caps: &gst::Caps) -> gst_app::AppSrc {
 
 impl Feed {
     pub fn new(name: &str) -> Arc<Feed> {
+        Feed::with_role(name, "restream")
+    }
+
+    pub(crate) fn with_role(name: &str, role: &'static str) -> Arc<Feed> {
         Arc::new(Feed {
             name: name.to_string(),
+            role,
             state: Mutex::new(State::default()),
             caps_known: std::sync::Condvar::new(),
             stats: FeedStats::default(),
@@ -172,7 +180,8 @@ impl Feed {
         q.set_property_from_str("leaky", "downstream");
         let sink = gst_app::AppSink::builder()
             .name(format!(
-                "restream-{}-{}",
+                "{}-{}-{}",
+                self.role,
                 self.name,
                 if video { "video" } else { "audio" }
             ))

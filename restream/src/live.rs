@@ -45,7 +45,7 @@ fn make(factory: &str) -> Result<gst::Element, String> {
 impl LiveFeed {
     pub fn new(name: &str) -> Arc<LiveFeed> {
         Arc::new(LiveFeed {
-            feed: Feed::new(name),
+            feed: Feed::with_role(name, "live"),
             viewers: Arc::default(),
         })
     }
@@ -214,6 +214,8 @@ mod tests {
 
     /// A camera with H.264 and A-law audio; a viewer gets the MP4 header with both
     /// tracks (avc1 and AAC), then fragments as the frames come; two viewers, one encoder.
+    /// The camera also has an RTSP feed, as homecam's cameras do with `[web]` and `[rtsp]`
+    /// (their branches once had the same names, and homecam would not start).
     #[test]
     fn a_viewer_gets_fragmented_mp4_with_h264_and_aac() {
         gst::init().unwrap();
@@ -226,6 +228,11 @@ mod tests {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
+        let rtsp = crate::Feed::new("test");
+        rtsp.attach_video(&camera, &camera.by_name("v").unwrap())
+            .unwrap();
+        rtsp.attach_audio(&camera, &camera.by_name("a").unwrap())
+            .unwrap();
         let live = LiveFeed::new("test");
         live.attach_video(&camera, &camera.by_name("v").unwrap())
             .unwrap();
