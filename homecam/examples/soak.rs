@@ -1,0 +1,320 @@
+//! A long run of the daemon, printed (no assertions): `bash scripts/soak-homecam HOURS`
+//! runs it.
+//!
+//! The `homecam` binary next to this example runs 4 simulated cameras (3 with a bouncing
+//! ball, so motion never ends, and 1 with people walking, so the object filter confirms
+//! events) with every job: ring recording, MJPEG, motion + object filter + clips, Kafka
+//! through its spool (tansu), MQTT (mosquitto), the web app and the RTSP re-stream. Every
+//! `--outage-every` seconds (default 150) one camera, in turn, reboots (its port refused
+//! for 10 s) or stops its video for 20 s. Every minute a client pulls 5 s of one camera
+//! over RTSP and of its MP4 live view, and reads the event list.
+//!
+//! Every minute it samples the daemon's resident memory, open file descriptors, threads,
+//! the Kafka spool's size and the data directory's size. At the end it prints the growth
+//! per hour of each, fitted (least squares) over the samples after the first 5 minutes
+//! (start-up: pipelines, the model, the first segments). A slope that does not round to
+//! zero is a leak to find.
+//!
+//! ```text
+//! cargo run --release -p homecam --example soak -- HOURS [--outage-every SECONDS]
+//! ```
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{free_port, Homecam};
+
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    minutes: f64,
+    rss_kib: f64,
+    fds: f64,
+    threads: f64,
+    spool_kib: f64,
+    data_mib: f64,
+}
+
+fn status_field(pid: u32, name: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Bytes under `dir`, recursively.
+fn du(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn sample(pid: u32, data: &Path, t0: Instant) -> Sample {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    Sample {
+        minutes: t0.elapsed().as_secs_f64() / 60.0,
+        rss_kib: status_field(pid, "VmRSS:"),
+        fds: fds as f64,
+        threads: status_field(pid, "Threads:"),
+        spool_kib: du(&data.join("kafka-spool")) as f64 / 1024.0,
+        data_mib: du(data) as f64 / 1048576.0,
+    }
+}
+
+/// Least-squares slope of `y` over the samples' minutes, per hour.
+fn slope_per_hour(s: &[Sample], y: impl Fn(&Sample) -> f64) -> f64 {
+    let n = s.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mx = s.iter().map(|p| p.minutes).sum::<f64>() / n;
+    let my = s.iter().map(&y).sum::<f64>() / n;
+    let sxy: f64 = s.iter().map(|p| (p.minutes - mx) * (y(p) - my)).sum();
+    let sxx: f64 = s.iter().map(|p| (p.minutes - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        0.0
+    } else {
+        sxy / sxx * 60.0
+    }
+}
+
+/// A 5 s pull of `url` by ffmpeg (decoding nothing): whether it got any packets.
+fn pull(url: &str) -> bool {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin"])
+        // The transport option is RTSP's; the HTTP pull gets a read timeout instead.
+        .args(if url.starts_with("rtsp") {
+            &["-rtsp_transport", "tcp", "-timeout", "10000000"][..]
+        } else {
+            &["-rw_timeout", "10000000"][..]
+        })
+        .args(["-t", "5", "-i", url, "-c", "copy", "-f", "null", "-"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut hours = 1.0f64;
+    let mut outage_every = 150u64;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--outage-every" => {
+                outage_every = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|v| *v > 0)
+                    .expect("--outage-every SECONDS (at least 1)")
+            }
+            h => {
+                hours = h
+                    .parse()
+                    .ok()
+                    .filter(|h: &f64| *h > 0.0)
+                    .unwrap_or_else(|| panic!("HOURS must be a positive number, not {h:?}"))
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("homecam-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    let kport = free_port();
+    let _tansu = common::tansu(&dir, kport);
+    let mport = free_port();
+    let _mosq = common::mosquitto(&dir, mport);
+    let mut sims: Vec<tapo_sim::TapoSim> = (0..3)
+        .map(|_| {
+            tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
+                pattern: "pattern=ball".into(),
+                main_size: (640, 360),
+                ..Default::default()
+            })
+            .unwrap()
+        })
+        .collect();
+    sims.push(common::people_camera(10));
+    let sims = std::sync::Arc::new(sims);
+    let rtsp_port = free_port();
+    let mut cfg = format!(
+        r#"[general]
+metrics = ""
+status-interval = 60
+data-dir = "{data}"
+
+[kafka]
+brokers = "127.0.0.1:{kport}"
+
+[mqtt]
+port = {mport}
+prefix = "soak"
+
+[web]
+listen = "127.0.0.1:0"
+auth = "none"
+
+[rtsp]
+listen = "127.0.0.1:{rtsp_port}"
+auth = "none"
+"#,
+        data = data.display()
+    );
+    for (i, s) in sims.iter().enumerate() {
+        cfg.push_str(&format!(
+            "\n[[camera]]\nname = \"cam{i}\"\nuri = \"rtsp://admin@127.0.0.1:{}/stream2\"\npassword-env = \"SOAK_PW\"\nrecord = {{ segment = \"60s\", max-age = \"20m\" }}\nmjpeg = {{ port = {}, bind = \"127.0.0.1\" }}\nmotion = {{ record = \"confirmed\", pre-roll = 2, post-roll = 2 }}\n",
+            s.port(),
+            free_port(),
+        ));
+    }
+    let path = dir.join("soak.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("homecam");
+    let pw = tapo_sim::TapoConfig::default().password;
+    let mut daemon = Homecam::start(
+        bin.to_str().unwrap(),
+        &["run", path.to_str().unwrap()],
+        &[("SOAK_PW", pw.as_str())],
+    );
+    let pid = daemon.child.id();
+    let web = daemon.port("web app");
+    println!(
+        "soak: {hours} h, 4 cameras, an outage every {outage_every} s; daemon pid {pid}, web port {web}, RTSP port {rtsp_port}, {}",
+        dir.display()
+    );
+
+    // The outages, on a thread of their own (a reboot blocks for its down time).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let outages = {
+        let sims = sims.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            let mut next = Instant::now() + Duration::from_secs(outage_every);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if Instant::now() < next {
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+                next += Duration::from_secs(outage_every);
+                let cam = n % sims.len();
+                if n % 2 == 0 {
+                    sims[cam].restart(Duration::from_secs(10));
+                } else {
+                    sims[cam].stall_video(Duration::from_secs(20));
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(hours * 3600.0);
+    let mut samples: Vec<Sample> = Vec::new();
+    let (mut pulls, mut pulled) = (0u32, 0u32);
+    let mut minute = 0u64;
+    println!("minute  RSS MiB  fds  threads  spool KiB  data MiB  pulls ok");
+    while Instant::now() < end {
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            println!("soak: the daemon exited ({status}):\n{}", daemon.output());
+            std::process::exit(1);
+        }
+        let s = sample(pid, &data, t0);
+        samples.push(s);
+        println!(
+            "{:6.0}  {:7.1}  {:3.0}  {:7.0}  {:9.0}  {:8.0}  {pulled}/{pulls}",
+            s.minutes,
+            s.rss_kib / 1024.0,
+            s.fds,
+            s.threads,
+            s.spool_kib,
+            s.data_mib
+        );
+        // The clients: 5 s of RTSP and 5 s of MP4 live view, then the event list.
+        let cam = minute as usize % sims.len();
+        for url in [
+            format!("rtsp://127.0.0.1:{rtsp_port}/cam{cam}"),
+            format!("http://127.0.0.1:{web}/live/cam{cam}.mp4"),
+        ] {
+            pulls += 1;
+            pulled += pull(&url) as u32;
+        }
+        let r = common::get(web, "/api/events?limit=100", "");
+        if r.status != 200 {
+            println!("soak: /api/events answered {}", r.status);
+        }
+        minute += 1;
+        let next = t0 + Duration::from_secs(60 * minute);
+        while Instant::now() < next && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n_outages = outages.join().unwrap();
+    let last = sample(pid, &data, t0);
+    samples.push(last);
+    let steady: Vec<Sample> = samples
+        .iter()
+        .copied()
+        .filter(|s| s.minutes >= 5.0)
+        .collect();
+    let (took, status, out) = daemon.stop();
+    let online = out.matches("online").count();
+    let errors: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("error") || l.contains("panic"))
+        .take(10)
+        .collect();
+    println!(
+        "soak: {:.0} min, {n_outages} outages, {pulled} of {pulls} client pulls got media, daemon stopped in {:.1} s ({status}), {online} 'online' lines",
+        t0.elapsed().as_secs_f64() / 60.0,
+        took.as_secs_f64()
+    );
+    for e in errors {
+        println!("soak: daemon said: {e}");
+    }
+    println!(
+        "growth per hour (least squares over {} samples from minute 5): RSS {:+.1} MiB/h, fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h, data {:+.0} MiB/h (recordings kept 20 min)",
+        steady.len(),
+        slope_per_hour(&steady, |s| s.rss_kib) / 1024.0,
+        slope_per_hour(&steady, |s| s.fds),
+        slope_per_hour(&steady, |s| s.threads),
+        slope_per_hour(&steady, |s| s.spool_kib),
+        slope_per_hour(&steady, |s| s.data_mib),
+    );
+    if let (Some(a), Some(b)) = (steady.first(), steady.last()) {
+        println!(
+            "from minute {:.0} to {:.0}: RSS {:.1} -> {:.1} MiB, fds {:.0} -> {:.0}, threads {:.0} -> {:.0}, spool {:.0} -> {:.0} KiB",
+            a.minutes,
+            b.minutes,
+            a.rss_kib / 1024.0,
+            b.rss_kib / 1024.0,
+            a.fds,
+            b.fds,
+            a.threads,
+            b.threads,
+            a.spool_kib,
+            b.spool_kib
+        );
+    }
+    drop(sims);
+    let _ = std::fs::remove_dir_all(&dir);
+}
