@@ -343,3 +343,129 @@ fn a_clip_folder_that_cannot_be_made_is_a_clear_error() {
     p.set_state(gst::State::Null).unwrap();
     let _ = std::fs::remove_file(&file);
 }
+
+/// A clip being written when the process is killed (`kill -9`): what was written before
+/// plays (the writer is ringrecorder's: a fragment a second, unbuffered), and the next
+/// start of the element cuts the file back to its last complete fragment and announces
+/// it.
+#[test]
+fn a_clip_cut_by_kill_9_plays_and_is_recovered_at_the_next_start() {
+    init();
+    let dir = tmpdir("kill9");
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().unwrap().parent().unwrap();
+    assert!(target.join("libgstmotion.so").exists(), "cargo build first");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/with-local-plugins");
+    // A ball in motion all the time: one event, recorded whatever its verdict, with a
+    // post-roll longer than the test.
+    let mut child = std::process::Command::new("bash")
+        .arg(script)
+        .arg(target)
+        .args([
+            "gst-launch-1.0",
+            "videotestsrc",
+            "is-live=true",
+            "pattern=ball",
+            "!",
+            "video/x-raw,width=320,height=240,framerate=10/1",
+            "!",
+            "x264enc",
+            "tune=zerolatency",
+            "speed-preset=ultrafast",
+            "key-int-max=10",
+            "!",
+            "motionclips",
+            "camera=yard",
+            "record=all",
+            "pre-roll=1",
+            "post-roll=60",
+        ])
+        .arg(format!("location={}", dir.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let clips = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains(".mp4"))
+            .collect();
+        v.sort();
+        v
+    };
+    // The clip gets its final name once it holds a complete fragment; then 3 s more.
+    let t0 = std::time::Instant::now();
+    while !clips()
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "mp4"))
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "no clip in 60 s: {:?}",
+            clips()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // with-local-plugins execs gst-launch: this is its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let found = clips();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let clip = found[0].clone();
+    assert!(clip.to_string_lossy().ends_with(".mp4"), "{clip:?}");
+    // As the kill left it: at least the 3 s written since it got its name play.
+    let (frames, decoded) = inspect(&clip);
+    assert!(frames.len() >= 25, "{} frames: {frames:?}", frames.len());
+    assert_eq!(decoded, frames.len());
+    // Where the kill came does not depend on the test: add what a kill in the middle of
+    // a fragment leaves (a `moof` whose rest never reached the file).
+    let left = std::fs::metadata(&clip).unwrap().len();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&clip)
+            .unwrap();
+        f.write_all(&[0, 0, 0x10, 0, b'm', b'o', b'o', b'f', 0, 0, 0, 16])
+            .unwrap();
+    }
+    // The next start: the clip is cut back to its last complete fragment, plays, and is
+    // announced.
+    let p = gst::parse::launch(&format!(
+        "fakesrc num-buffers=0 ! video/x-h264 ! motionclips camera=yard location={}",
+        dir.display()
+    ))
+    .unwrap();
+    let msgs = Arc::new(Mutex::new(Vec::new()));
+    let m2 = msgs.clone();
+    p.bus().unwrap().set_sync_handler(move |_, m| {
+        if let gst::MessageView::Element(e) = m.view() {
+            if let Some(s) = e.structure() {
+                m2.lock().unwrap().push(s.to_owned());
+            }
+        }
+        gst::BusSyncReply::Pass
+    });
+    p.set_state(gst::State::Ready).unwrap();
+    p.set_state(gst::State::Null).unwrap();
+    let after = std::fs::metadata(&clip).unwrap().len();
+    let recovered = of(&msgs.lock().unwrap(), "motionclips", "recovered")
+        .iter()
+        .map(|s| s.get::<String>("location").unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(after, left, "cut back to what the kill left");
+    assert_eq!(recovered, [clip.to_string_lossy().to_string()]);
+    let (frames2, decoded2) = inspect(&clip);
+    assert_eq!(frames2.len(), frames.len());
+    assert_eq!(decoded2, frames2.len());
+    eprintln!(
+        "killed: {} frames playable as left ({left} bytes), {} after the repair",
+        frames.len(),
+        frames2.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,6 +3,7 @@
 pub mod h264;
 mod ringrecorder;
 pub mod store;
+pub mod writer;
 
 pub use ringrecorder::RingRecorder;
 

@@ -7,18 +7,24 @@
 //!
 //! The encoded frames of the last `pre-roll` seconds (longer while an event awaits its
 //! verdict) stay in a ring. When an event qualifies (confirmed, or any with `record=all`),
-//! a writer pipeline (`appsrc ! h264parse ! mp4mux/matroskamux ! filesink`) gets the ring
-//! from the last key frame at or before the motion start minus the pre-roll, then the live
-//! frames until `post-roll` seconds after the motion ends. Events that overlap a running
-//! clip join it. Clips are written as `.part` and renamed when complete.
+//! a writer gets the ring from the last key frame at or before the motion start minus the
+//! pre-roll, then the live frames until `post-roll` seconds after the motion ends. Events
+//! that overlap a running clip join it.
+//!
+//! The writer is ringrecorder's ([`gstringrec::writer`]): fragmented MP4 (a fragment a
+//! second, written through unbuffered) or Matroska, under a `.partial` name until it holds
+//! something playable. A clip being written when the process dies is cut back to its last
+//! complete fragment and given its name when the element next starts.
 
 use super::{Format, Record};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gstringrec::store::Repair;
+use gstringrec::writer::{Report, Writer};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{mpsc, LazyLock, Mutex};
 use std::thread::JoinHandle;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -77,12 +83,11 @@ struct Ev {
 
 struct Clip {
     ids: Vec<u64>,
-    appsrc: gst_app::AppSrc,
-    pipeline: gst::Pipeline,
-    part: PathBuf,
     path: PathBuf,
-    /// Subtracted from every timestamp so that the clip starts at 0.
-    base: Option<gst::ClockTime>,
+    /// Opened at the clip's first key frame, whose timestamp becomes the file's 0.
+    writer: Option<Writer>,
+    /// The writer's report once the file is complete.
+    report: Option<mpsc::Receiver<Report>>,
     first: f64,
     last: f64,
     stop_at: Option<f64>,
@@ -124,10 +129,9 @@ fn ns(t: f64) -> u64 {
     (t.max(0.0) * 1e9) as u64
 }
 
-/// `camera-YYYYmmdd-HHMMSS-id` from the event's wall-clock start (UTC).
-fn clip_name(camera: &str, wall: f64, id: u64) -> String {
-    let (y, mo, d, h, mi, s) = gst_cam_common::time::civil(wall.max(0.0) as u64);
-    let camera: String = camera
+/// The camera's name as it starts its clips' file names.
+fn file_camera(camera: &str) -> String {
+    camera
         .chars()
         .map(|c| {
             if c.is_alphanumeric() || c == '-' || c == '_' {
@@ -136,8 +140,43 @@ fn clip_name(camera: &str, wall: f64, id: u64) -> String {
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// `camera-YYYYmmdd-HHMMSS-id` from the event's wall-clock start (UTC).
+fn clip_name(camera: &str, wall: f64, id: u64) -> String {
+    let (y, mo, d, h, mi, s) = gst_cam_common::time::civil(wall.max(0.0) as u64);
+    let camera = file_camera(camera);
     format!("{camera}-{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{id}")
+}
+
+/// This camera's clips in `dir`: those a crash left under their `.partial` name, and the
+/// newest MP4 clip with its final name (the only one a crash can have cut short after
+/// its first fragment: one clip is written at a time). Names sort by time.
+fn crash_candidates(dir: &Path, camera: &str) -> (Vec<PathBuf>, Option<PathBuf>) {
+    let prefix = format!("{}-", file_camera(camera));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    names.sort();
+    let partial = names
+        .iter()
+        .filter(|n| {
+            n.ends_with(&format!(".mp4{}", gstringrec::store::PARTIAL))
+                || n.ends_with(&format!(".mkv{}", gstringrec::store::PARTIAL))
+        })
+        .map(|n| dir.join(n))
+        .collect();
+    let newest = names
+        .iter()
+        .rev()
+        .find(|n| n.ends_with(".mp4"))
+        .map(|n| dir.join(n));
+    (partial, newest)
 }
 
 #[glib::object_subclass]
@@ -275,8 +314,15 @@ impl ObjectImpl for MotionClips {
         parse.set_property("config-interval", -1i32);
         let tee = make("tee");
         let q1 = make("queue");
+        // The writer's muxers take H.264 in AVC form, one frame per buffer.
         let sink = gst_app::AppSink::builder()
             .name("clips")
+            .caps(
+                &gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "avc")
+                    .field("alignment", "au")
+                    .build(),
+            )
             .sync(false)
             .async_(false)
             .max_buffers(0)
@@ -385,6 +431,7 @@ impl ElementImpl for MotionClips {
                 );
                 return Err(gst::StateChangeError);
             }
+            self.recover(&dir);
         }
         if transition == gst::StateChange::PausedToReady {
             // Stopped without EOS: what was recorded is still closed properly.
@@ -431,6 +478,53 @@ impl BinImpl for MotionClips {
 }
 
 impl MotionClips {
+    /// Clips that a crash cut short: cut back to their last complete fragment and given
+    /// their names (or removed when nothing in them plays), each announced.
+    fn recover(&self, dir: &Path) {
+        let camera = self.settings.lock().unwrap().camera.clone();
+        let recovered = |path: &Path, how: String| {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "{}: left by a crash: {how}",
+                path.display()
+            );
+            self.post(
+                gst::Structure::builder("motionclips")
+                    .field("type", "recovered")
+                    .field("camera", &camera)
+                    .field("location", path.to_string_lossy().to_string())
+                    .build(),
+            );
+        };
+        let (partials, newest) = crash_candidates(dir, &camera);
+        if let Some(path) = newest {
+            match gstringrec::store::repair(&path) {
+                Ok(Repair::Intact) | Ok(Repair::Skipped) => {}
+                Ok(Repair::Removed) => gst::warning!(
+                    CAT,
+                    imp = self,
+                    "{}: left by a crash with nothing playable, removed",
+                    path.display()
+                ),
+                Ok(r) => recovered(&path, format!("{r:?}")),
+                Err(e) => gst::warning!(CAT, imp = self, "{}: cannot check: {e}", path.display()),
+            }
+        }
+        for partial in partials {
+            match gstringrec::store::finish_partial(&partial) {
+                Ok(Some(path)) => recovered(&path, "cut back to its last fragment".into()),
+                Ok(None) => gst::info!(
+                    CAT,
+                    imp = self,
+                    "{}: nothing playable, removed",
+                    partial.display()
+                ),
+                Err(e) => gst::warning!(CAT, imp = self, "{}: {e}", partial.display()),
+            }
+        }
+    }
+
     fn post(&self, s: gst::Structure) {
         gst::info!(CAT, imp = self, "{s}");
         let obj = self.obj();
@@ -584,39 +678,25 @@ impl MotionClips {
             self.update_stop(st, settings);
             return;
         }
-        let Some(caps) = st.caps.clone() else {
+        if st.caps.is_none() {
             gst::warning!(CAT, imp = self, "event {id}: no video yet");
             return;
-        };
+        }
         let name = clip_name(&settings.camera, wall, id);
         let ext = match settings.format {
             Format::Mp4 => "mp4",
             Format::Mkv => "mkv",
         };
         let path = Path::new(&settings.location).join(format!("{name}.{ext}"));
-        let part = Path::new(&settings.location).join(format!("{name}.{ext}.part"));
-        let clip = match self.writer(&caps, settings.format, &part) {
-            Ok((pipeline, appsrc)) => Clip {
-                ids: vec![id],
-                appsrc,
-                pipeline,
-                part,
-                path,
-                base: None,
-                first: f64::NAN,
-                last: f64::NAN,
-                stop_at: None,
-                bytes: 0,
-            },
-            Err(e) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::OpenWrite,
-                    ("Cannot write the clip {}", part.display()),
-                    ["{e}"]
-                );
-                return;
-            }
+        let clip = Clip {
+            ids: vec![id],
+            path,
+            writer: None,
+            report: None,
+            first: f64::NAN,
+            last: f64::NAN,
+            stop_at: None,
+            bytes: 0,
         };
         gst::info!(CAT, imp = self, "event {id}: clip {}", clip.path.display());
         // From the last key frame at or before the motion start minus the pre-roll (or
@@ -639,69 +719,93 @@ impl MotionClips {
         self.update_stop(st, settings);
     }
 
-    fn writer(
+    /// Opens the clip's file at its first key frame `key` (its timestamp is the file's 0).
+    fn open_writer(
         &self,
+        clip: &mut Clip,
         caps: &gst::Caps,
         format: Format,
-        part: &Path,
-    ) -> Result<(gst::Pipeline, gst_app::AppSrc), String> {
-        let pipeline = gst::Pipeline::with_name("motionclip-writer");
-        let appsrc = gst_app::AppSrc::builder()
-            .caps(caps)
-            .format(gst::Format::Time)
-            .is_live(false)
-            .block(false)
-            .max_bytes(0)
-            .build();
-        let make = |f: &str| {
-            gst::ElementFactory::make(f)
-                .build()
-                .map_err(|e| e.to_string())
+        key: &gst::Buffer,
+        wall: f64,
+    ) {
+        let Some(start) = key.pts() else { return };
+        let started = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(wall.max(0.0));
+        let (tx, rx) = mpsc::channel();
+        let ext = match format {
+            Format::Mp4 => "mp4",
+            Format::Mkv => "mkv",
         };
-        let parse = make("h264parse")?;
-        let mux = make(match format {
-            Format::Mp4 => "mp4mux",
-            Format::Mkv => "matroskamux",
-        })?;
-        let sink = make("filesink")?;
-        sink.set_property("location", part.to_string_lossy().to_string());
-        sink.set_property("async", false);
-        pipeline
-            .add_many([appsrc.upcast_ref(), &parse, &mux, &sink])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([appsrc.upcast_ref(), &parse, &mux, &sink])
-            .map_err(|e| e.to_string())?;
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| format!("writer does not start: {e}"))?;
-        Ok((pipeline, appsrc))
+        match Writer::open(
+            clip.path.clone(),
+            ext,
+            start,
+            started,
+            caps,
+            None,
+            move |r| {
+                let _ = tx.send(r);
+            },
+        ) {
+            Ok(w) => {
+                clip.writer = Some(w);
+                clip.report = Some(rx);
+            }
+            Err(e) => {
+                // Remembered so that the clip is not tried again at every key frame.
+                clip.report = Some(rx);
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot write the clip {}", clip.path.display()),
+                    ["{e}"]
+                )
+            }
+        }
     }
 
     /// Sends one encoded frame to the clip; false once the clip has reached its end.
     fn feed(&self, st: &mut State, b: &gst::Buffer, t: f64) -> bool {
-        let Some(clip) = st.clip.as_mut() else {
+        let Some(clip) = st.clip.as_ref() else {
             return false;
         };
         if clip.stop_at.is_some_and(|s| t >= s) {
             return false;
         }
-        if clip.base.is_none() {
+        if clip.writer.is_none() {
+            if clip.report.is_some() {
+                // Its writer could not open the file: the clip ends here.
+                return false;
+            }
             if !is_key(b) {
                 return true;
             }
-            clip.base = b.dts().or(b.pts());
+            let Some(caps) = st.caps.clone() else {
+                return true;
+            };
+            // The wall-clock time of this frame: the first event's, moved back by the
+            // time between this frame and the event's start.
+            let wall = clip
+                .ids
+                .first()
+                .and_then(|id| st.events.get(id))
+                .map(|e| e.start_wall - (e.start - t))
+                .unwrap_or(0.0);
+            let format = self.settings.lock().unwrap().format;
+            let clip = st.clip.as_mut().expect("checked above");
+            self.open_writer(clip, &caps, format, b, wall);
+            if clip.writer.is_none() {
+                return false;
+            }
             clip.first = t;
         }
-        let base = clip.base.unwrap_or(gst::ClockTime::ZERO);
-        let mut out = b.copy();
-        {
-            let o = out.make_mut();
-            o.set_pts(b.pts().map(|p| p.saturating_sub(base)));
-            o.set_dts(b.dts().map(|d| d.saturating_sub(base)));
-        }
+        let Some(clip) = st.clip.as_mut() else {
+            return false;
+        };
         clip.bytes += b.size() as u64;
         clip.last = t;
-        let _ = clip.appsrc.push_buffer(out);
+        if let Some(w) = clip.writer.as_mut() {
+            w.push_video(b.clone());
+        }
         true
     }
 
@@ -747,26 +851,15 @@ impl MotionClips {
             }
         }
         st.now = t;
-        // A writer that failed (disk full, folder gone) is dropped, not fed for ever.
-        let failed = st.clip.as_ref().and_then(|c| {
-            c.pipeline
-                .bus()
-                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
-        });
-        if let (Some(m), Some(clip)) = (failed, st.clip.as_ref()) {
-            if let gst::MessageView::Error(e) = m.view() {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Write,
-                    (
-                        "Clip {} failed; the next event starts a new one",
-                        clip.part.display()
-                    ),
-                    ["{} ({:?})", e.error(), e.debug()]
-                );
-            }
-            let _ = clip.pipeline.set_state(gst::State::Null);
-            st.clip = None;
+        // A writer that failed (disk full, folder gone) is closed, not fed for ever: its
+        // report says why when the clip is finished.
+        if st
+            .clip
+            .as_ref()
+            .and_then(|c| c.writer.as_ref())
+            .is_some_and(|w| w.failed())
+        {
+            self.finish_clip(&mut st, "the writer failed");
         }
         if st.clip.is_some() && !self.feed(&mut st, &buffer, t) {
             self.finish_clip(&mut st, "post-roll reached");
@@ -825,40 +918,31 @@ impl MotionClips {
             }
         }
         gst::debug!(CAT, imp = self, "clip {} ends: {why}", clip.path.display());
-        let _ = clip.appsrc.end_of_stream();
+        let Some(report) = clip.report else {
+            return;
+        };
+        let done = clip.writer.and_then(Writer::close);
         let weak = self.obj().downgrade();
         let handle = std::thread::spawn(move || {
-            let bus = clip.pipeline.bus().expect("bus");
-            let msg = bus.timed_pop_filtered(
-                gst::ClockTime::from_seconds(30),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            );
-            let _ = clip.pipeline.set_state(gst::State::Null);
+            // The writer's own thread finishes the file (within its 10 s timeout).
+            if let Some(h) = done {
+                let _ = h.join();
+            }
+            let Ok(r) = report.recv_timeout(std::time::Duration::from_secs(30)) else {
+                return;
+            };
             let Some(obj) = weak.upgrade() else { return };
             let imp = obj.imp();
-            let failure = match msg.as_ref().map(|m| m.view()) {
-                Some(gst::MessageView::Eos(_)) => None,
-                Some(gst::MessageView::Error(e)) => {
-                    Some(format!("{} ({:?})", e.error(), e.debug()))
-                }
-                _ => Some("the writer did not finish within 30 s".to_string()),
-            };
-            if let Some(f) = failure {
+            if let Some((e, debug)) = &r.error {
                 gst::element_warning!(
                     obj,
                     gst::ResourceError::Write,
-                    ("Clip {} is incomplete", clip.part.display()),
-                    ["{f}"]
+                    ("Clip {} is incomplete", r.path.display()),
+                    ["{e} ({debug}); repair: {:?}", r.repair]
                 );
-                return;
             }
-            if let Err(e) = std::fs::rename(&clip.part, &clip.path) {
-                gst::element_warning!(
-                    obj,
-                    gst::ResourceError::Write,
-                    ("Cannot rename {}", clip.part.display()),
-                    ["{e}"]
-                );
+            if r.bytes == 0 {
+                // Nothing playable was written: there is no clip to announce.
                 return;
             }
             let Some((first_id, first)) = evs.first().cloned() else {
@@ -899,7 +983,7 @@ impl MotionClips {
                     .field("label", &best.label)
                     .field("score", best.score)
                     .field("verdict", verdict)
-                    .field("location", clip.path.to_string_lossy().to_string())
+                    .field("location", r.path.to_string_lossy().to_string())
                     .field("snapshot", snapshot)
                     .field("start-stream-time", ns(first.start))
                     .field("end-stream-time", ns(end))

@@ -16,9 +16,9 @@
 //! last complete fragment or removed, then retention runs; it runs again after each
 //! closed segment, never touching the segment being written.
 
-use super::writer::{self, Writer};
 use crate::h264;
 use crate::store::{self, Limits, Repair};
+use crate::writer::{self, Writer};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;

@@ -7,9 +7,8 @@ use gst::prelude::*;
 use std::sync::LazyLock;
 
 mod imp;
-mod writer;
 
-/// The element's debug category, for its segments' writers too.
+/// The element's debug category (its files' writers log under `recwriter`).
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "ringrecorder",

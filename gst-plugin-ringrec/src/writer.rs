@@ -1,6 +1,7 @@
-//! One segment file: a small pipeline of its own,
+//! One recording file (a ringrecorder segment, a motionclips clip): a small pipeline of
+//! its own,
 //! `appsrc ! mux ! filesink` (plus `appsrc ! [audio to AAC] ! mux` when there is audio),
-//! fed frame by frame by the recorder as frames arrive. Nothing is held back for a
+//! fed frame by frame by its owner as frames arrive. Nothing is held back for a
 //! whole GOP, so a crash loses only what the muxer has not written yet (one MP4
 //! fragment, ~1 s).
 //!
@@ -16,6 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+
+static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "recwriter",
+        gst::DebugColorFlags::empty(),
+        Some("Crash-safe recording files (ringrecorder segments, motionclips clips)"),
+    )
+});
 
 /// Above this many bytes queued in front of the muxer (a disk slower than the camera),
 /// frames are dropped until the next key frame instead of growing memory.
@@ -132,7 +141,7 @@ impl Writer {
         audio_caps: Option<&gst::Caps>,
         on_end: impl FnOnce(Report) + Send + 'static,
     ) -> Result<Writer, String> {
-        let pipeline = gst::Pipeline::with_name("ringrecorder-segment");
+        let pipeline = gst::Pipeline::with_name("recwriter");
         let mux = if format == "mkv" {
             gst::ElementFactory::make("matroskamux").build()
         } else {
@@ -186,7 +195,7 @@ impl Writer {
         let bus = pipeline.bus().expect("a pipeline has a bus");
         let (p2, s2, path2) = (pipeline.clone(), shared.clone(), path.clone());
         let thread = std::thread::Builder::new()
-            .name("ringrec-writer".into())
+            .name("recwriter".into())
             .spawn(move || watch(p2, bus, s2, path2, started, on_end))
             .map_err(|e| format!("writer thread: {e}"))?;
         let mut w = Writer {
@@ -257,7 +266,7 @@ impl Writer {
             b.set_dts(dts);
         }
         gst::trace!(
-            super::CAT,
+            CAT,
             "{}: video {} dts {:?} key {} {} bytes",
             self.path.display(),
             rel,
@@ -286,7 +295,7 @@ impl Writer {
             b.set_pts(pts - self.start);
             b.set_dts(gst::ClockTime::NONE);
         }
-        gst::trace!(super::CAT, "{}: audio {:?}", self.path.display(), buf.pts());
+        gst::trace!(CAT, "{}: audio {:?}", self.path.display(), buf.pts());
         let _ = audio.push_buffer(buf);
     }
 
