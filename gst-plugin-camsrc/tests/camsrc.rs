@@ -586,12 +586,23 @@ fn kasa_stall_and_restart_through_camsrc() {
     r.expect(Duration::from_secs(10), "g.video.len() > n + 20", |g| {
         g.video.len() > n + 20
     });
+    let offline_before = r.messages("camsrc-offline").len();
     sim.inject(Fault::Restart(Duration::from_secs(2)));
     let n = r.video_count();
     std::thread::sleep(Duration::from_secs(1));
     r.expect(Duration::from_secs(15), "g.video.len() > n + 40", |g| {
         g.video.len() > n + 40
     });
+    // One supervisor: the inner kasasrc does not reconnect by itself (camsrc sets its
+    // max-reconnects to 0), it reports the lost connection and camsrc restarts it.
+    let reasons: Vec<String> = r.messages("camsrc-offline")[offline_before..]
+        .iter()
+        .map(|(_, s)| s.get::<String>("reason").unwrap_or_default())
+        .collect();
+    assert!(
+        reasons.first().is_some_and(|r| r.starts_with("error:")),
+        "{reasons:?}"
+    );
     let got = r.stop();
     let g = got.lock().unwrap();
     assert!(g.errors.is_empty(), "{:?}", g.errors);

@@ -1058,6 +1058,20 @@ impl CamSrc {
             if src.find_property("audio").is_some() {
                 src.set_property("audio", settings.audio);
             }
+            // One supervisor: camsrc alone decides when to reconnect (stall-timeout, its
+            // backoff). The inner source reports its first failure as an error instead of
+            // reconnecting by itself, and its own timeout comes after camsrc's (a
+            // session that camsrc restarts must not be restarted again from inside).
+            if src.find_property("max-reconnects").is_some() {
+                src.set_property("max-reconnects", 0i32);
+            }
+            if src.find_property("timeout").is_some() {
+                let after = settings
+                    .stall_timeout
+                    .max(MIN_CONNECT_TIMEOUT.as_secs() as u32)
+                    + 5;
+                src.set_property("timeout", after.min(3600));
+            }
             src
         };
         pipeline.add(&src).map_err(|e| e.to_string())?;

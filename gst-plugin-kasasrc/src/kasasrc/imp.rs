@@ -790,6 +790,20 @@ impl<'a> Streamer<'a> {
             failures += 1;
             let since = *offline_since.get_or_insert_with(Instant::now);
             let max = self.settings.max_reconnects;
+            if max == 0 {
+                // Under camsrc (its supervisor reconnects), or asked not to reconnect.
+                gst::element_imp_error!(
+                    imp,
+                    gst::ResourceError::OpenRead,
+                    (
+                        "Camera {}: connection lost (max-reconnects=0: no reconnection here)",
+                        self.ep.host
+                    ),
+                    ["{} failed: {reason}", reason.step().as_str()]
+                );
+                self.send_eos();
+                break;
+            }
             if max >= 0 && failures > max as u32 {
                 gst::element_imp_error!(
                     imp,
