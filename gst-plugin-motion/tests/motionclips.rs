@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::scenes;
+use common::{element_messages, scenes};
 use gst::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once};
@@ -48,16 +48,7 @@ fn record(
     p.by_name("src")
         .unwrap()
         .set_property("caps", scenes::caps(W, H, FPS));
-    let msgs = Arc::new(Mutex::new(Vec::new()));
-    let m2 = msgs.clone();
-    p.bus().unwrap().set_sync_handler(move |_, m| {
-        if let gst::MessageView::Element(e) = m.view() {
-            if let Some(s) = e.structure() {
-                m2.lock().unwrap().push(s.to_owned());
-            }
-        }
-        gst::BusSyncReply::Pass
-    });
+    let msgs = element_messages(&p);
     p.set_state(gst::State::Playing).unwrap();
     let src = p
         .by_name("src")
@@ -440,16 +431,7 @@ fn a_clip_cut_by_kill_9_plays_and_is_recovered_at_the_next_start() {
         dir.display()
     ))
     .unwrap();
-    let msgs = Arc::new(Mutex::new(Vec::new()));
-    let m2 = msgs.clone();
-    p.bus().unwrap().set_sync_handler(move |_, m| {
-        if let gst::MessageView::Element(e) = m.view() {
-            if let Some(s) = e.structure() {
-                m2.lock().unwrap().push(s.to_owned());
-            }
-        }
-        gst::BusSyncReply::Pass
-    });
+    let msgs = element_messages(&p);
     p.set_state(gst::State::Ready).unwrap();
     p.set_state(gst::State::Null).unwrap();
     let after = std::fs::metadata(&clip).unwrap().len();

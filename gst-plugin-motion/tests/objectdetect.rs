@@ -6,7 +6,7 @@ mod common;
 use common::scenes;
 use gst::prelude::*;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 
 fn init() {
     static INIT: Once = Once::new();
@@ -24,16 +24,7 @@ fn run(
     feed: impl FnOnce(&gst::Pipeline) + Send + 'static,
     limit: u64,
 ) -> Vec<gst::Structure> {
-    let msgs = Arc::new(Mutex::new(Vec::new()));
-    let m2 = msgs.clone();
-    p.bus().unwrap().set_sync_handler(move |_, m| {
-        if let gst::MessageView::Element(e) = m.view() {
-            if let Some(s) = e.structure() {
-                m2.lock().unwrap().push(s.to_owned());
-            }
-        }
-        gst::BusSyncReply::Pass
-    });
+    let msgs = common::element_messages(p);
     p.set_state(gst::State::Playing).unwrap();
     let p2 = p.clone();
     let feeder = std::thread::spawn(move || feed(&p2));

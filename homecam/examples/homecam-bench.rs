@@ -213,16 +213,7 @@ fn proc_stat(pid: u32) -> (f64, u64) {
 /// `motion`: no motion job, or one on every camera with this object-filter `max-rate`.
 fn daemon(dir: &std::path::Path, seconds: u64, motion: Option<f64>) {
     let (_t, kport, _m, mport) = brokers(dir);
-    let sims: Vec<tapo_sim::TapoSim> = (0..8)
-        .map(|_| {
-            tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
-                pattern: "pattern=ball".into(),
-                main_size: (640, 360),
-                ..Default::default()
-            })
-            .unwrap()
-        })
-        .collect();
+    let sims: Vec<tapo_sim::TapoSim> = (0..8).map(|_| common::ball_camera()).collect();
     let mut cfg = format!(
         "[general]\nmetrics = \"\"\nstatus-interval = 10\ndata-dir = \"{}\"\n\n[kafka]\nbrokers = \"127.0.0.1:{kport}\"\n\n[mqtt]\nport = {mport}\nprefix = \"bench\"\n",
         dir.join("data").display()

@@ -140,16 +140,7 @@ fn main() {
     let _tansu = common::tansu(&dir, kport);
     let mport = free_port();
     let _mosq = common::mosquitto(&dir, mport);
-    let mut sims: Vec<tapo_sim::TapoSim> = (0..3)
-        .map(|_| {
-            tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
-                pattern: "pattern=ball".into(),
-                main_size: (640, 360),
-                ..Default::default()
-            })
-            .unwrap()
-        })
-        .collect();
+    let mut sims: Vec<tapo_sim::TapoSim> = (0..3).map(|_| common::ball_camera()).collect();
     sims.push(common::people_camera(10));
     let sims = std::sync::Arc::new(sims);
     let rtsp_port = free_port();

@@ -510,6 +510,17 @@ impl Drop for Homecam {
     }
 }
 
+/// A simulated Tapo camera (640x360 sub stream, 15 fps) with a ball bouncing: motion all
+/// the time.
+pub fn ball_camera() -> tapo_sim::TapoSim {
+    tapo_sim::TapoSim::start(tapo_sim::TapoConfig {
+        pattern: "pattern=ball".into(),
+        main_size: (640, 360),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 /// opencv-doc's surveillance footage: people walking about a courtyard.
 pub const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 
