@@ -140,8 +140,11 @@ async function playMp4(video, url, stop) {
   const type = mp4Type(head.subarray(0, n));
   if (!type || !MediaSource.isTypeSupported(type)) throw new Error(`cannot play ${type}`);
   const ms = new MediaSource();
-  video.src = URL.createObjectURL(ms);
+  const objectUrl = URL.createObjectURL(ms);
+  video.src = objectUrl;
   await new Promise((ok) => ms.addEventListener("sourceopen", ok, { once: true }));
+  // Attached: the URL is not needed any more (each reconnection made one that stayed).
+  URL.revokeObjectURL(objectUrl);
   const sb = ms.addSourceBuffer(type);
   const pending = [head];
   let cleaned = 0;
