@@ -198,6 +198,7 @@ auth = "none"
         let stop = stop.clone();
         std::thread::spawn(move || {
             let mut n = 0usize;
+            let t_start = Instant::now();
             let mut next = Instant::now() + Duration::from_secs(outage_every);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if Instant::now() < next {
@@ -206,6 +207,15 @@ auth = "none"
                 }
                 next += Duration::from_secs(outage_every);
                 let cam = n % sims.len();
+                let minute = t_start.elapsed().as_secs_f64() / 60.0;
+                println!(
+                    "soak: minute {minute:.1}: cam{cam} {}",
+                    if n % 2 == 0 {
+                        "reboots (10 s)"
+                    } else {
+                        "stops its video (20 s)"
+                    }
+                );
                 if n % 2 == 0 {
                     sims[cam].restart(Duration::from_secs(10));
                 } else {
@@ -246,7 +256,12 @@ auth = "none"
             format!("http://127.0.0.1:{web}/live/cam{cam}.mp4"),
         ] {
             pulls += 1;
-            pulled += pull(&url) as u32;
+            if pull(&url) {
+                pulled += 1;
+            } else {
+                // Printed with the minute: the outages' times say whether it met one.
+                println!("soak: minute {minute}: no media from {url}");
+            }
         }
         let r = common::get(web, "/api/events?limit=100", "");
         if r.status != 200 {
