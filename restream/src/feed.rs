@@ -236,8 +236,7 @@ impl Feed {
         let (video, audio) = self.caps();
         let video = video.ok_or_else(|| format!("{}: no video from the camera yet", self.name))?;
         let bin = gst::Bin::new();
-        let src = client_src;
-        let vsrc = src("video", &video);
+        let vsrc = client_src("video", &video);
         let mut chain: Vec<gst::Element> = vec![vsrc.upcast()];
         // H.264 and H.265 go through their parser, which puts SPS/PPS (and VPS) in front of
         // every key frame: a client that starts there can decode at once, and the
@@ -271,7 +270,7 @@ impl Feed {
         if let Some(audio) = audio {
             match payloader(&audio, "pay1", 97) {
                 Ok(pay) => {
-                    let asrc = src("audio", &audio);
+                    let asrc = client_src("audio", &audio);
                     bin.add_many([asrc.upcast_ref(), &pay])
                         .map_err(|e| e.to_string())?;
                     asrc.link(&pay)

@@ -683,11 +683,7 @@ impl MotionClips {
             return;
         }
         let name = clip_name(&settings.camera, wall, id);
-        let ext = match settings.format {
-            Format::Mp4 => "mp4",
-            Format::Mkv => "mkv",
-        };
-        let path = Path::new(&settings.location).join(format!("{name}.{ext}"));
+        let path = Path::new(&settings.location).join(format!("{name}.{}", settings.format.ext()));
         let clip = Clip {
             ids: vec![id],
             path,
@@ -731,13 +727,9 @@ impl MotionClips {
         let Some(start) = key.pts() else { return };
         let started = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(wall.max(0.0));
         let (tx, rx) = mpsc::channel();
-        let ext = match format {
-            Format::Mp4 => "mp4",
-            Format::Mkv => "mkv",
-        };
         match Writer::open(
             clip.path.clone(),
-            ext,
+            format.ext(),
             start,
             started,
             caps,

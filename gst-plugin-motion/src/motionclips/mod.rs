@@ -36,6 +36,16 @@ pub enum Format {
     Mkv = 1,
 }
 
+impl Format {
+    /// The clip files' extension, which is also the writer's format name.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Mp4 => "mp4",
+            Format::Mkv => "mkv",
+        }
+    }
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
