@@ -1065,12 +1065,15 @@ impl CamSrc {
             if src.find_property("max-reconnects").is_some() {
                 src.set_property("max-reconnects", 0i32);
             }
-            if src.find_property("timeout").is_some() {
+            if let Some(spec) = src
+                .find_property("timeout")
+                .and_then(|p| p.downcast::<glib::ParamSpecUInt>().ok())
+            {
                 let after = settings
                     .stall_timeout
                     .max(MIN_CONNECT_TIMEOUT.as_secs() as u32)
                     + 5;
-                src.set_property("timeout", after.min(3600));
+                src.set_property("timeout", after.min(spec.maximum()));
             }
             src
         };

@@ -790,29 +790,17 @@ impl<'a> Streamer<'a> {
             failures += 1;
             let since = *offline_since.get_or_insert_with(Instant::now);
             let max = self.settings.max_reconnects;
-            if max == 0 {
-                // Under camsrc (its supervisor reconnects), or asked not to reconnect.
-                gst::element_imp_error!(
-                    imp,
-                    gst::ResourceError::OpenRead,
-                    (
-                        "Camera {}: connection lost (max-reconnects=0: no reconnection here)",
-                        self.ep.host
-                    ),
-                    ["{} failed: {reason}", reason.step().as_str()]
-                );
-                self.send_eos();
-                break;
-            }
             if max >= 0 && failures > max as u32 {
+                // max 0: under camsrc (its supervisor reconnects), or asked not to.
+                let what = if max == 0 {
+                    "connection lost (max-reconnects=0: no reconnection here)".to_string()
+                } else {
+                    format!("unreachable: gave up after {max} reconnection attempts")
+                };
                 gst::element_imp_error!(
                     imp,
                     gst::ResourceError::OpenRead,
-                    (
-                        "Camera {} unreachable: gave up after {} reconnection attempts",
-                        self.ep.host,
-                        max
-                    ),
+                    ("Camera {} {what}", self.ep.host),
                     ["last error ({}): {reason}", reason.step().as_str()]
                 );
                 self.send_eos();
