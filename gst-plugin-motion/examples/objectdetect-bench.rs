@@ -8,12 +8,12 @@
 //! `cargo run --release -p gst-plugin-motion --example objectdetect-bench [minutes]`
 //! (minutes of windy stream to analyse, default 10).
 
-#[path = "../tests/common/scenes.rs"]
-mod scenes;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
+use common::{element_messages, scenes};
 use gst::prelude::*;
 use gstmotion::nanodet::{self, Detector, Frame, Image};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -87,16 +87,7 @@ fn windy(minutes: f64) -> (Vec<gst::Structure>, gst::Structure, f64) {
         .unwrap();
     src.set_caps(Some(&scenes::caps(w, h, fps)));
     src.set_max_bytes(50_000_000);
-    let msgs = Arc::new(Mutex::new(Vec::new()));
-    let m2 = msgs.clone();
-    p.bus().unwrap().set_sync_handler(move |_, m| {
-        if let gst::MessageView::Element(e) = m.view() {
-            if let Some(s) = e.structure() {
-                m2.lock().unwrap().push(s.to_owned());
-            }
-        }
-        gst::BusSyncReply::Pass
-    });
+    let msgs = element_messages(&p);
     p.set_state(gst::State::Playing).unwrap();
     let n = (minutes * 60.0 * fps as f64) as u64;
     let t0 = Instant::now();
