@@ -20,7 +20,8 @@ pw=$(echo "$line" | sed -n 's/.*log in as demo, password \([0-9a-f]*\)).*/\1/p')
 curl -sf -o /dev/null "${url}api/cameras" && { echo "the API answered without a login" >&2; exit 1; }
 curl -sf -c "$tmp/cookies" -H 'Content-Type: application/json' \
   -d "{\"user\":\"demo\",\"password\":\"$pw\"}" "${url}api/login" > /dev/null
-curl -sf -b "$tmp/cookies" "${url}api/cameras" | grep -q '"name":"demo"'
+curl -sf -b "$tmp/cookies" -o "$tmp/cameras.json" "${url}api/cameras"
+grep -q '"name":"demo"' "$tmp/cameras.json"
 curl -sf -b "$tmp/cookies" -o "$tmp/live.jpg" "${url}live/demo.jpg" || true
 wait "$demo"
 cat "$tmp/homecam.log"
@@ -49,7 +50,8 @@ grep -Eq "kafka-check: security_insights: [1-9][0-9]* records" "$tmp/homecam.log
 grep -Eq "run: MQTT: [0-9]+ messages on homecam/#, [1-9][0-9]* of them events" "$tmp/homecam.log"
 ls "$tmp"/homecam-demo/demo/ring/*/demo-*.m* > /dev/null
 clip=$(ls "$tmp"/homecam-demo/demo/clips/demo-*.mp4 | head -1)
-gst-discoverer-1.0 "$clip" | grep -q "H.264"
+gst-discoverer-1.0 "$clip" > "$tmp/clip.txt"
+grep -q "H.264" "$tmp/clip.txt"
 
 env -u CAM_URI -u KASA_IP -u DISPLAY -u WAYLAND_DISPLAY bash scripts/run cam --seconds 8 --output "$tmp/main.mkv" | tee "$tmp/out.log"
 grep -q "probe: codec    H.264" "$tmp/out.log"

@@ -26,7 +26,8 @@ wait "$pid"
 grep -q "^cam: segment $tmp/back/.*\.mkv" "$tmp/int.log"
 mkv=$(find "$tmp/back" -name 'back-*.mkv')
 [ -n "$mkv" ] && [ -z "$(find "$tmp/back" -name '*.partial')" ]
-gst-discoverer-1.0 "$mkv" | grep -q "A-Law"
+gst-discoverer-1.0 "$mkv" > "$tmp/disc.txt"
+grep -q "A-Law" "$tmp/disc.txt"
 # A bad limit: exit 1 with the reason, nothing recorded.
 set +e
 env -u CAM_URI bash scripts/record --sim --max-bytes 12XB --location "$tmp/bad" 2> "$tmp/bad.log"
