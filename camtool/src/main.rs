@@ -22,7 +22,8 @@
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cam probe|view|clip|record|serve|restream|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
+const USAGE: &str = "usage: cam scan [--timeout S] [--subnet A.B.C.D/N] [--json|--config] (cam scan --help)
+       cam probe|view|clip|record|serve|restream|demo [--uri URI | --sim] [--seconds N] [--output FILE.mkv|.mp4] [--timeout S] [--stall-timeout S]
   serve:  [--web-port 8080] [--bind 0.0.0.0] [--quality 80] (viewer login: CAM_WEB_AUTH=user:pass); until Ctrl-C, or --seconds N
   restream: [--port 8554] [--bind 127.0.0.1] [--name cam]: rtsp://HOST:PORT/NAME for any RTSP client, from one camera
           session (digest login: CAM_RTSP_AUTH=user:pass; without it only on loopback); until Ctrl-C, or --seconds N
@@ -179,6 +180,10 @@ fn camsrc(uri: &str, o: &Opts) -> Result<gst::Element, String> {
 }
 
 fn run(args: &[String]) -> Result<i32, String> {
+    // Finding cameras needs no GStreamer, and has arguments of its own.
+    if args.first().map(String::as_str) == Some("scan") {
+        return Ok(cam_discovery::main("cam", &args[1..]));
+    }
     let o = parse(args)?;
     gst::init().map_err(|e| e.to_string())?;
     gstcamsrc::plugin_register_static().map_err(|e| e.to_string())?;

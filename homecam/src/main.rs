@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam passwd CONFIG [USER] | homecam rtsp-passwd CONFIG USER | homecam reindex CONFIG | homecam dashboard CONFIG [--seconds N] | homecam default-config | homecam kafka-check [CONFIG]";
+const USAGE: &str = "usage: homecam run [CONFIG] [--seconds N] | homecam check CONFIG [--timeout S] | homecam passwd CONFIG [USER] | homecam rtsp-passwd CONFIG USER | homecam reindex CONFIG | homecam dashboard CONFIG [--seconds N] | homecam default-config | homecam kafka-check [CONFIG] | homecam scan [--timeout S] [--subnet A.B.C.D/N] [--json|--config]";
 
 /// opencv-doc's surveillance footage (people walking in a hall): the demo's scene when
 /// installed.
@@ -152,6 +152,7 @@ fn run(args: &[String]) -> Result<i32, String> {
         Some("rtsp-passwd") => rtsp_passwd(&args[1..]),
         Some("dashboard") => dashboard(&args[1..]),
         Some("reindex") => reindex(&args[1..]),
+        Some("scan") => Ok(cam_discovery::main("homecam", &args[1..])),
         Some("default-config") => {
             print!(
                 "{}{}",

@@ -14,11 +14,13 @@
 //! * [`multipart`]: the part framer with bounded buffering and resynchronisation;
 //! * [`h264`]: just enough Annex-B inspection to find key frames and parameter sets;
 //! * [`timing`]: camera-timestamp to running-time mapping and reconnect backoff.
+//! * [`discovery`]: the UDP 9999 device discovery (XOR "autokey" JSON).
 //!
 //! See `docs/kasa-protocol.md` in the repository for the facts these follow.
 
 pub mod auth;
 pub mod chunked;
+pub mod discovery;
 pub mod h264;
 pub mod http;
 pub mod multipart;

@@ -6,6 +6,7 @@
 //! 15 fps interleaved with 60 ms mu-law parts at real-time pace, one client at a time
 //! (a new client replaces the old one), and fault injection.
 
+pub mod discovery;
 pub mod media;
 mod tls;
 

@@ -17,6 +17,7 @@
 
 /// The simulator as a separate process (the `sim-process` crate).
 pub use sim_process as process;
+pub mod onvif;
 mod quirks;
 
 use gst::glib;

@@ -9,6 +9,7 @@
 use std::io::BufRead;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tapo_sim::onvif::{serve_onvif, OnvifConfig};
 use tapo_sim::{Quirks, TapoConfig, TapoSim};
 
 const USAGE: &str =
@@ -16,6 +17,8 @@ const USAGE: &str =
                 [--main-size 1920x1080] [--sub-size 640x360] [--fps 15] [--no-audio]
                 [--session-timeout 60] [--max-sessions 2] [--pattern 'pattern=ball']
                 [--quirks keepalive-400,no-sprop|null-sprop,extra-track|all]
+                [--onvif IP [--model C200] [--location NAME] [--endpoint uuid:...] [--onvif-only]]
+--onvif answers ONVIF WS-Discovery probes as the camera at IP; --onvif-only serves nothing else.
 The password is read from the environment variable named by --password-env
 (default TAPO_SIM_PASSWORD), or is 'tapo-secret'.
 Commands on stdin: restart [ms] | video-stall [ms] | stats.  Freeze with kill -STOP, thaw with kill -CONT.";
@@ -39,10 +42,24 @@ fn run() -> Result<(), String> {
         ..TapoConfig::default()
     };
     let mut password_env = "TAPO_SIM_PASSWORD".to_string();
+    let mut onvif: Option<OnvifConfig> = None;
+    let mut ocfg = OnvifConfig::default();
+    let mut onvif_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
+            "--onvif" => {
+                let v = val()?;
+                ocfg.ip = v
+                    .parse()
+                    .map_err(|_| format!("--onvif {v:?}: an IPv4 address"))?;
+                onvif = Some(ocfg.clone());
+            }
+            "--model" => ocfg.hardware = val()?,
+            "--location" => ocfg.location = val()?,
+            "--endpoint" => ocfg.endpoint = val()?,
+            "--onvif-only" => onvif_only = true,
             "--bind" => cfg.bind = val()?,
             "--port" => cfg.port = val()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--user" => cfg.username = val()?,
@@ -73,6 +90,24 @@ fn run() -> Result<(), String> {
     }
     if cfg.fps == 0 {
         return Err("--fps must be at least 1".into());
+    }
+    if let Some(mut o) = onvif {
+        // --model, --location and --endpoint may come after --onvif.
+        o.hardware = ocfg.hardware.clone();
+        o.location = ocfg.location.clone();
+        o.endpoint = ocfg.endpoint.clone();
+        serve_onvif(o.clone()).map_err(|e| format!("--onvif {}: {e}", o.ip))?;
+        println!(
+            "tapo-sim: answering WS-Discovery as {} {} at {} ({:?})",
+            o.endpoint, o.hardware, o.ip, o.location
+        );
+    } else if onvif_only {
+        return Err("--onvif-only needs --onvif IP".into());
+    }
+    if onvif_only {
+        loop {
+            std::thread::park();
+        }
     }
     let sim = TapoSim::start(cfg.clone())?;
     println!(
