@@ -934,6 +934,18 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_seeds_are_good_answers() {
+        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+        let cam = kasa::parse_reply(&read("kasa-camera.bin")).unwrap();
+        assert!(cam.camera && cam.alias == "Front door", "{cam:?}");
+        let plug = kasa::parse_reply(&read("kasa-plug.bin")).unwrap();
+        assert!(!plug.camera && plug.mac == "50:C7:BF:01:02:03", "{plug:?}");
+        let m = onvif::parse_matches(&read("tapo-probematches.xml"), None).unwrap();
+        assert_eq!(m[0].hardware, "C200");
+    }
+
+    #[test]
     fn message_ids_differ() {
         let a = message_id();
         assert_ne!(a, message_id());
