@@ -66,6 +66,8 @@ fn event(i: u64) -> Event {
         confirmed: false,
         dismissed: false,
         origin: String::new(),
+        source: "",
+        media_url: None,
     }
 }
 

@@ -349,6 +349,8 @@ mod tests {
             confirmed: label != "motion",
             dismissed: false,
             origin: String::new(),
+            source: "",
+            media_url: None,
         }
     }
 

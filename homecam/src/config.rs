@@ -42,6 +42,89 @@ pub struct Config {
     pub alerts: Vec<AlertRule>,
     pub web: Option<Web>,
     pub rtsp: Option<Rtsp>,
+    /// Arlo accounts whose cameras' motion events come from Arlo's cloud.
+    #[serde(default, rename = "arlo")]
+    pub arlo: Vec<Arlo>,
+}
+
+/// An Arlo account (`docs/arlo.md`): its cameras' recordings become homecam events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Arlo {
+    /// Names the account in logs and in the deduplication file.
+    #[serde(default = "default_arlo_name")]
+    pub name: String,
+    pub email: String,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// A session token from a login done by hand (two-factor accounts): its first line.
+    /// Read again when the API refuses it.
+    pub token_file: Option<PathBuf>,
+    /// Seconds between polls (2 to 3600; Arlo rate-limits clients that poll more often
+    /// than every 30 s or so).
+    #[serde(default = "default_arlo_poll")]
+    pub poll_interval: u64,
+    /// Device names or ids to include; empty: every camera of the account.
+    #[serde(default)]
+    pub cameras: Vec<String>,
+    /// A location per device name (the events' and statuses' `location`).
+    #[serde(default)]
+    pub locations: std::collections::BTreeMap<String, String>,
+    /// The API base.
+    #[serde(default = "default_arlo_api")]
+    pub api_url: String,
+    /// A PEM file of CA certificates to trust besides the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_arlo_name() -> String {
+    "arlo".into()
+}
+fn default_arlo_poll() -> u64 {
+    30
+}
+fn default_arlo_api() -> String {
+    "https://myapi.arlo.com/hmsweb".into()
+}
+
+impl Arlo {
+    /// The account's password (environment or file), when one is configured.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        secret(
+            &format!("arlo {:?}", self.name),
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+        )
+    }
+
+    fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let what = format!("arlo {:?}", self.name);
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            errors.push(format!("{what}: name: use letters, digits, '-' and '_'"));
+        }
+        if self.email.is_empty() {
+            errors.push(format!("{what}: email is empty"));
+        }
+        if self.password_env.is_none() && self.password_file.is_none() && self.token_file.is_none()
+        {
+            errors.push(format!(
+                "{what}: needs password-env or password-file (or token-file for a two-factor login)"
+            ));
+        }
+        if !(2..=3600).contains(&self.poll_interval) {
+            errors.push(format!("{what}: poll-interval must be 2 to 3600 seconds"));
+        }
+        if !self.api_url.starts_with("https://") {
+            errors.push(format!("{what}: api-url must start with https://"));
+        }
+        errors
+    }
 }
 
 /// The RTSP re-stream (`docs/homecam.md`): `rtsp://HOST:PORT/CAMERA` for VLC, Home
@@ -1240,6 +1323,21 @@ impl Config {
                     }),
             );
         }
+        let mut arlo_names = std::collections::HashSet::new();
+        for a in &cfg.arlo {
+            for message in a.validate() {
+                errors.push(ConfigError {
+                    line: None,
+                    message,
+                });
+            }
+            if !arlo_names.insert(a.name.clone()) {
+                errors.push(ConfigError {
+                    line: None,
+                    message: format!("arlo {:?}: the name is used twice", a.name),
+                });
+            }
+        }
         if let Some(s) = &cfg.smtp {
             if !matches!(s.tls.as_str(), "none" | "starttls" | "tls") {
                 errors.push(ConfigError {
@@ -1255,10 +1353,10 @@ impl Config {
         }
     }
 
-    /// The cameras a daemon runs: at least one.
+    /// The cameras a daemon runs: at least one (an Arlo account brings its own).
     pub fn require_cameras(&self) -> Result<(), String> {
-        if self.cameras.is_empty() {
-            return Err("the configuration has no [[camera]]".into());
+        if self.cameras.is_empty() && self.arlo.is_empty() {
+            return Err("the configuration has no [[camera]] and no [[arlo]]".into());
         }
         Ok(())
     }

@@ -44,6 +44,13 @@ pub struct Event {
     /// The public URL of the daemon that holds the clip and snapshot (`[web]
     /// public-url`), so that a dashboard elsewhere can link to them; empty when unset.
     pub origin: String,
+    /// Where the event was detected when not by homecam itself: `arlo` (Arlo's cloud).
+    /// Absent from homecam's own events.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub source: &'static str,
+    /// The recording at its source (Arlo: a pre-signed link that expires).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_url: Option<String>,
 }
 
 /// A camera went online or offline (`event_type` `camera_online`/`camera_offline`), or a
@@ -269,6 +276,8 @@ impl Tracker {
                     confirmed: false,
                     dismissed: false,
                     origin: self.origin.clone(),
+                    source: "",
+                    media_url: None,
                 };
                 self.extend_waits();
                 // Forget old finished events beyond a few (clips of them may still come).

@@ -183,6 +183,8 @@ mod tests {
             confirmed,
             dismissed: !confirmed,
             origin: String::new(),
+            source: "",
+            media_url: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! binary is `src/main.rs`; the pieces are here so that tests can drive them.
 
 pub mod alerts;
+pub mod arlo;
 pub mod config;
 pub mod daemon;
 pub mod dashboard;

@@ -713,6 +713,24 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
         index: index.clone(),
         web: web.as_ref().map(|(_, s)| s.clone()),
     };
+    let mut arlo = Vec::new();
+    for a in &cfg.arlo {
+        arlo.push(homecam::arlo::Poller::start(
+            a,
+            &cfg.general.data_dir,
+            tx.clone(),
+        )?);
+        println!(
+            "homecam: arlo {}: motion recordings of {} from Arlo's cloud every {} s",
+            a.name,
+            if a.cameras.is_empty() {
+                "every camera of the account".to_string()
+            } else {
+                a.cameras.join(", ")
+            },
+            a.poll_interval
+        );
+    }
     let started = Instant::now();
     let interval = Duration::from_secs(cfg.general.status_interval.max(1));
     let mut next_status = Instant::now() + interval;
@@ -757,6 +775,9 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     // about a second.
     let stop_started = Instant::now();
     println!("homecam: stopping");
+    for p in arlo {
+        p.stop();
+    }
     // The RTSP clients' sessions end first: nothing more comes for them.
     if let Some((mut server, _)) = rtsp {
         server.stop();

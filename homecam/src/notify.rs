@@ -257,13 +257,22 @@ fn safe(s: &str) -> String {
 }
 
 fn client(t: &Target) -> Result<reqwest::blocking::Client, String> {
+    https_client(t.timeout(), t.ca_file.as_deref())
+}
+
+/// A blocking client on rustls with the system's CA roots plus `ca_file`'s, timeouts
+/// set and redirects limited: for the alert targets and the Arlo API.
+pub(crate) fn https_client(
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::blocking::Client, String> {
     let mut b = reqwest::blocking::Client::builder()
-        .connect_timeout(t.timeout().min(Duration::from_secs(10)))
-        .timeout(t.timeout())
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::limited(3))
         .user_agent(concat!("homecam/", env!("CARGO_PKG_VERSION")))
         .use_rustls_tls();
-    if let Some(f) = &t.ca_file {
+    if let Some(f) = ca_file {
         let pem = std::fs::read(f).map_err(|e| format!("ca-file {}: {e}", f.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("ca-file {}: {}", f.display(), e.without_url()))?;
@@ -292,7 +301,7 @@ struct Worker {
 }
 
 /// Exponential backoff with jitter: 1, 2, 4... s up to [`MAX_BACKOFF`], each ±25 %.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_secs(1 << attempt.min(8)).min(MAX_BACKOFF);
     let mut r = [0u8; 2];
     let _ = getrandom::fill(&mut r);
