@@ -289,6 +289,8 @@ struct Account {
     cfg: config::Arlo,
     client: reqwest::blocking::Client,
     token: Option<String>,
+    /// The last token the API refused.
+    refused: Option<String>,
     tx: mpsc::Sender<Record>,
     seen: Seen,
     started: f64,
@@ -364,15 +366,13 @@ impl Account {
                     f.display()
                 )));
             }
-            if self.cfg.password_env.is_none() && self.cfg.password_file.is_none() {
+            // The file's token, unless it is the one just refused and a password can
+            // log in instead.
+            let has_password = self.cfg.password_env.is_some() || self.cfg.password_file.is_some();
+            if !has_password || self.refused.as_deref() != Some(t.as_str()) {
                 self.token = Some(t);
                 return Ok(());
             }
-            if self.token.as_deref() != Some(t.as_str()) {
-                self.token = Some(t);
-                return Ok(());
-            }
-            // The file's token was refused: fall back to the password.
         }
         let password = self
             .cfg
@@ -542,6 +542,7 @@ impl Poller {
             cfg: cfg.clone(),
             client,
             token: None,
+            refused: None,
             tx,
             seen,
             started: now(),
@@ -591,7 +592,7 @@ fn run(a: &mut Account, stop: &AtomicBool) {
                 poll
             }
             Err(Failure::Unauthorized) => {
-                a.token = None;
+                a.refused = a.token.take();
                 if relogin {
                     // Tokens expire: log in again at once, once.
                     relogin = false;
