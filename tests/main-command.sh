@@ -16,6 +16,7 @@ grep -q "records wait in the spool" "$tmp/first.log"
 grep -q "run: Kafka: the broker is not built yet" "$tmp/first.log"
 grep "homecam: kafka: unreachable" "$tmp/first.log" | tail -1 | grep -Eq "spooled=[1-9][0-9]*B" || { cat "$tmp/first.log"; exit 1; }
 grep -q '^event {"type":"new"' "$tmp/first.log"
+grep -Eq "run: MQTT: [0-9]+ messages on homecam/#, [1-9][0-9]* of them events" "$tmp/first.log"
 
 # homecam's demo, in a folder of its own. The suite's debug build: the same program,
 # without a second (release) build of the object detector. It runs in the background

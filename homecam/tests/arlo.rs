@@ -343,17 +343,16 @@ fn arlo_recordings_become_events_once_through_faults_and_restarts() {
     let logins_before = {
         let mut s = sim.lock().unwrap();
         s.token = "2_handMadeTokenFromTheBrowser".into();
-        s.recordings.push(recording("CAM1_r4", "CAM1", 1.0, "Person"));
+        s.recordings
+            .push(recording("CAM1_r4", "CAM1", 1.0, "Person"));
         s.logins
     };
     let token_file = dir.join("arlo.token");
     std::fs::write(&token_file, "2_handMadeTokenFromTheBrowser\n").unwrap();
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace(
-            "password-env = \"ARLO_TEST_PASSWORD\"",
-            &format!("token-file = \"{}\"", token_file.display()),
-        );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "password-env = \"ARLO_TEST_PASSWORD\"",
+        &format!("token-file = \"{}\"", token_file.display()),
+    );
     let cfg2 = dir.join("homecam-2fa.toml");
     std::fs::write(&cfg2, text).unwrap();
     let h = Homecam::start(BIN, &["run", cfg2.to_str().unwrap()], &[]);
@@ -361,8 +360,15 @@ fn arlo_recordings_become_events_once_through_faults_and_restarts() {
         events(o, "end").iter().any(|e| e["id"] == "arlo-CAM1_r4")
     });
     let (_, _, token_out) = h.stop();
-    assert_eq!(sim.lock().unwrap().logins, logins_before, "no login with a token file");
-    assert!(!token_out.contains("2_handMadeTokenFromTheBrowser"), "{token_out}");
+    assert_eq!(
+        sim.lock().unwrap().logins,
+        logins_before,
+        "no login with a token file"
+    );
+    assert!(
+        !token_out.contains("2_handMadeTokenFromTheBrowser"),
+        "{token_out}"
+    );
 
     // No password or token in any output or file.
     let tokens: Vec<String> = (1..=sim.lock().unwrap().logins)
