@@ -269,23 +269,41 @@ fn receive(
     }
 }
 
-fn outcome(method: &'static str, found: usize, what: String, timeout: Duration) -> Method {
-    Method {
-        method,
-        outcome: if found > 0 { "found" } else { "nothing" },
-        found,
-        message: if found > 0 {
-            format!(
-                "{found} device{} ({what})",
-                if found == 1 { "" } else { "s" }
-            )
-        } else {
-            format!(
-                "nothing answered within {:.1} s ({what})",
-                timeout.as_secs_f64()
-            )
+/// A method's result: its devices and its line ("N devices (what)", or "nothing
+/// answered..."), with the unreadable answers counted and the first ones described.
+fn found(
+    method: &'static str,
+    cameras: Vec<Camera>,
+    what: String,
+    timeout: Duration,
+    (bad, malformed): (usize, Vec<String>),
+    conflicts: Vec<String>,
+) -> Found {
+    let n = cameras.len();
+    let mut message = if n > 0 {
+        format!("{n} device{} ({what})", if n == 1 { "" } else { "s" })
+    } else {
+        format!(
+            "nothing answered within {:.1} s ({what})",
+            timeout.as_secs_f64()
+        )
+    };
+    if bad > 0 {
+        message.push_str(&format!(
+            "; {bad} malformed answer{} ignored",
+            if bad == 1 { "" } else { "s" }
+        ));
+    }
+    Found {
+        cameras,
+        method: Method {
+            method,
+            outcome: if n > 0 { "found" } else { "nothing" },
+            found: n,
+            message,
+            malformed,
         },
-        malformed: Vec::new(),
+        conflicts,
     }
 }
 
@@ -394,19 +412,14 @@ fn scan_kasa(o: &Options) -> Found {
             }
         })
         .collect();
-    let mut method = outcome(M, cameras.len(), sent.join(", and "), o.timeout);
-    if bad > 0 {
-        method.message.push_str(&format!(
-            "; {bad} malformed answer{} ignored",
-            if bad == 1 { "" } else { "s" }
-        ));
-    }
-    method.malformed = malformed;
-    Found {
+    found(
+        M,
         cameras,
-        method,
+        sent.join(", and "),
+        o.timeout,
+        (bad, malformed),
         conflicts,
-    }
+    )
 }
 
 /// A fresh `urn:uuid:` (version 4 layout) from the standard library's per-process random
@@ -530,19 +543,7 @@ fn scan_onvif(o: &Options) -> Found {
         .collect();
     cameras.sort_by(|a, b| a.ip.cmp(&b.ip));
     let what = format!("WS-Discovery probe to {}:{}", onvif::MULTICAST, onvif::PORT);
-    let mut method = outcome(M, cameras.len(), what, o.timeout);
-    if bad > 0 {
-        method.message.push_str(&format!(
-            "; {bad} malformed answer{} ignored",
-            if bad == 1 { "" } else { "s" }
-        ));
-    }
-    method.malformed = malformed;
-    Found {
-        cameras,
-        method,
-        conflicts,
-    }
+    found(M, cameras, what, o.timeout, (bad, malformed), conflicts)
 }
 
 fn scan_tutk(o: &Options) -> Found {
@@ -567,10 +568,10 @@ fn scan_tutk(o: &Options) -> Found {
     let key = std::env::var("TUTK_LICENSE_KEY")
         .ok()
         .map(tutk::Secret::new);
-    let found = sdk
+    let searched = sdk
         .acquire(key.as_ref())
         .and_then(|b| tutk::Backend::search(&b, o.timeout, 64));
-    let devices = match found {
+    let devices = match searched {
         Ok(d) => d,
         Err(e) => return Found::failed(M, format!("the SDK's LAN search failed: {e}")),
     };
@@ -595,17 +596,14 @@ fn scan_tutk(o: &Options) -> Found {
             note: String::new(),
         })
         .collect();
-    let method = outcome(
+    found(
         M,
-        cameras.len(),
+        cameras,
         format!("the SDK's LAN search, from {}", sdk.origin),
         o.timeout,
-    );
-    Found {
-        cameras,
-        method,
-        conflicts: Vec::new(),
-    }
+        (0, Vec::new()),
+        Vec::new(),
+    )
 }
 
 /// The report as a table, with a line per method and per conflict.

@@ -65,14 +65,7 @@ impl Default for DiscoveryConfig {
 /// its port (SO_REUSEADDR), so several simulated cameras can listen in one network
 /// namespace, each on an address of its own.
 pub fn serve_discovery(bind: SocketAddr, cfg: DiscoveryConfig) -> std::io::Result<SocketAddr> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    sock.set_reuse_address(true)?;
-    sock.bind(&bind.into())?;
-    let sock: UdpSocket = sock.into();
+    let sock: UdpSocket = shared_udp(bind)?.into();
     let addr = sock.local_addr()?;
     let reply = answer(&cfg);
     std::thread::Builder::new()
@@ -92,6 +85,19 @@ pub fn serve_discovery(bind: SocketAddr, cfg: DiscoveryConfig) -> std::io::Resul
             }
         })?;
     Ok(addr)
+}
+
+/// A UDP socket bound to `bind` that shares its port (SO_REUSEADDR): how a simulated
+/// device listens for discovery beside others in one network namespace.
+pub fn shared_udp(bind: SocketAddr) -> std::io::Result<socket2::Socket> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&bind.into())?;
+    Ok(sock)
 }
 
 fn answer(cfg: &DiscoveryConfig) -> Vec<u8> {

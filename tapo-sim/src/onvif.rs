@@ -34,13 +34,7 @@ impl Default for OnvifConfig {
 /// Answers probes from a thread of its own until the process ends. The port is shared
 /// (SO_REUSEADDR), so several simulated cameras can answer in one network namespace.
 pub fn serve_onvif(cfg: OnvifConfig) -> std::io::Result<()> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    sock.set_reuse_address(true)?;
-    sock.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)).into())?;
+    let sock = kasa_sim::discovery::shared_udp(SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)))?;
     sock.join_multicast_v4(&GROUP, &cfg.ip)?;
     let sock: UdpSocket = sock.into();
     let out = UdpSocket::bind((cfg.ip, 0))?;
