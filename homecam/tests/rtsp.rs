@@ -598,15 +598,30 @@ fn digest_logins_and_no_password_in_the_debug_log() {
     );
     assert_eq!(wrong.video.load(Ordering::Relaxed), 0);
     drop(wrong);
-    // Both users get the stream.
+    // Both users get the stream. Under GST_DEBUG=*:7 on a loaded machine the camera's
+    // first frames can take longer to reach the re-stream than the 10 s a DESCRIBE waits
+    // for them; the server then answers 400 (once seen in CI), so a client may try once
+    // more. What is checked here is the login, not the first frame's delay.
     for (user, pw) in [("ha", "ha-Secret-42"), ("vlc", "vlc-Secret-77")] {
-        let c = GstClient::start(&url, "tcp", Some((user, pw)));
-        let t0 = Instant::now();
+        let mut c = GstClient::start(&url, "tcp", Some((user, pw)));
+        let mut t0 = Instant::now();
+        let mut retried = false;
+        let mut err = None;
         while c.video.load(Ordering::Relaxed) < 10 {
+            err = c.error().or(err);
+            if !retried
+                && err
+                    .as_deref()
+                    .is_some_and(|e| e.contains("Bad Request (400)"))
+            {
+                retried = true;
+                err = None;
+                c = GstClient::start(&url, "tcp", Some((user, pw)));
+                t0 = Instant::now();
+            }
             assert!(
                 t0.elapsed() < Duration::from_secs(15),
-                "{user}: no video: {:?}",
-                c.error()
+                "{user}: no video: {err:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
