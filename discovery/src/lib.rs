@@ -581,14 +581,9 @@ fn scan_tutk(o: &Options) -> Found {
         .filter(|d| seen.insert(d.uid.clone()))
         .map(|d| Camera {
             kind: "tutk",
-            ip: d.ip.chars().filter(|c| !c.is_control()).take(64).collect(),
+            ip: onvif::clean(&d.ip, 64),
             model: String::new(),
-            name: d
-                .name
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(64)
-                .collect(),
+            name: onvif::clean(&d.name, 64),
             mac: String::new(),
             uri: Some(format!("tutk://{}", d.uid)),
             id: d.uid,
@@ -687,7 +682,7 @@ pub fn config(r: &Report) -> String {
     }
     let mut names: Vec<String> = Vec::new();
     for c in r.cameras.iter().filter(|c| c.camera) {
-        let mut base = slug(&c.name);
+        let mut base = camera_name(&c.name, 32);
         if base.is_empty() {
             base = format!("{}-{}", c.kind, c.ip.replace('.', "-"));
         }
@@ -736,9 +731,10 @@ pub fn config(r: &Report) -> String {
     out
 }
 
-/// Letters and digits of `s`, lower-cased, other runs as one '-': a camera name homecam
-/// accepts (it names files and MQTT topics).
-fn slug(s: &str) -> String {
+/// Letters and digits of `s`, lower-cased, other runs as one '-', at most `max` long: a
+/// camera name homecam accepts (it names files and MQTT topics). Also homecam's name for
+/// an Arlo device.
+pub fn camera_name(s: &str, max: usize) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
@@ -750,7 +746,7 @@ fn slug(s: &str) -> String {
     let out = out
         .trim_end_matches('-')
         .chars()
-        .take(32)
+        .take(max)
         .collect::<String>();
     out.trim_end_matches('-').to_string()
 }

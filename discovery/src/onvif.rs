@@ -174,7 +174,9 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn clean(s: &str, max: usize) -> String {
+/// Printable characters of `s`, at most `max`: what a device says reaches a terminal and
+/// configuration files.
+pub(crate) fn clean(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 

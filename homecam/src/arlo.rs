@@ -183,17 +183,10 @@ fn label(category: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// A camera name homecam uses in topics and files, from the device's name.
+/// A camera name homecam uses in topics and files, from the device's name (the rule
+/// `scan --config` names cameras by).
 pub fn camera_name(device_name: &str) -> String {
-    let mut out = String::new();
-    for c in device_name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    let out: String = out.trim_end_matches('-').chars().take(48).collect();
+    let out = cam_discovery::camera_name(device_name, 48);
     if out.is_empty() {
         "arlo".into()
     } else {
@@ -475,18 +468,7 @@ impl Account {
     fn publish(&self, d: &Device, r: &Recording) {
         let (label, group) = label(&r.category);
         let confirmed = label != "motion";
-        let id: String = r
-            .unique_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(96)
-            .collect();
+        let id: String = crate::notify::safe(&r.unique_id).chars().take(96).collect();
         let mut e = Event {
             kind: "new",
             id: format!("arlo-{id}"),

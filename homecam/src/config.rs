@@ -100,12 +100,7 @@ impl Arlo {
     fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
         let what = format!("arlo {:?}", self.name);
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !valid_name(&self.name) {
             errors.push(format!("{what}: name: use letters, digits, '-' and '_'"));
         }
         if self.email.is_empty() {
@@ -787,6 +782,15 @@ impl KafkaConfig {
     }
 }
 
+/// A camera's or an Arlo account's name: letters, digits, '-' and '_' (it names files and
+/// MQTT topics).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// A password from an environment variable or the first line of a file.
 fn secret(what: &str, env: Option<&str>, file: Option<&Path>) -> Result<Option<String>, String> {
     if let Some(var) = env {
@@ -1073,11 +1077,7 @@ impl Config {
         let mut ports = HashSet::new();
         for cam in &cfg.cameras {
             let name = cam.name.get_ref();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if !valid_name(name) {
                 errors.push(ConfigError {
                     line: at(cam.name.span()),
                     message: format!(

@@ -243,8 +243,8 @@ impl Notifier {
     }
 }
 
-/// A file-name-safe form of a rule or target name.
-fn safe(s: &str) -> String {
+/// A file-name-safe form of a rule or target name (and of an Arlo recording's id).
+pub(crate) fn safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
