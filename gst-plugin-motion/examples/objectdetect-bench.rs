@@ -47,7 +47,7 @@ fn inference() {
     let mut found = String::new();
     for i in 0..21 {
         let t0 = Instant::now();
-        let (input, lb) = nanodet::preprocess(&frame);
+        let (input, lb) = nanodet::preprocess(&frame, det.side());
         let t1 = Instant::now();
         let dets = det.detect_tensor(input, &lb, 0.5).unwrap();
         let t2 = Instant::now();

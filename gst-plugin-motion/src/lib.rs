@@ -9,6 +9,21 @@ mod motiondetect;
 pub mod nanodet;
 mod objectdetect;
 
+/// The `boxes` of a `motion` structure (motiondetect's messages and events): normalised
+/// x, y, w, h of each moving area; empty without the field.
+pub fn motion_boxes(s: &gst::StructureRef) -> Vec<[f32; 4]> {
+    let Ok(a) = s.get::<gst::ArrayRef>("boxes") else {
+        return Vec::new();
+    };
+    a.iter()
+        .filter_map(|v| v.get::<gst::Structure>().ok())
+        .map(|b| {
+            let f = |k: &str| b.get::<f32>(k).unwrap_or(0.0);
+            [f("x"), f("y"), f("w"), f("h")]
+        })
+        .collect()
+}
+
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     motiondetect::register(plugin)?;
     objectdetect::register(plugin)?;

@@ -10,7 +10,7 @@ pub const MODEL: &[u8] = include_bytes!("../models/nanodet-g-416.onnx");
 /// The 80 COCO labels, one a line, index = class id.
 pub const LABELS: &str = include_str!("../models/coco80.txt");
 
-/// Input side in pixels.
+/// The input side the model was trained at, in pixels.
 pub const SIZE: usize = 416;
 const STRIDES: [usize; 3] = [8, 16, 32];
 const BINS: usize = 11;
@@ -21,6 +21,64 @@ const MIN_SCORE: f32 = 0.25;
 const NMS_IOU: f32 = 0.5;
 /// Detections kept per frame at most.
 const MAX_DETECTIONS: usize = 100;
+
+/// The built-in model at one input size: the same NanoDet-g weights run on a smaller square
+/// cost less (the work goes with the pixel count) and see small objects worse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Model {
+    /// 416x416, the size NanoDet-g was trained at.
+    #[default]
+    NanodetG416,
+    NanodetG320,
+    NanodetG256,
+    NanodetG224,
+}
+
+impl Model {
+    /// Every variant, the largest first.
+    pub const ALL: &[Model] = &[
+        Model::NanodetG416,
+        Model::NanodetG320,
+        Model::NanodetG256,
+        Model::NanodetG224,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::NanodetG416 => "nanodet-g-416",
+            Model::NanodetG320 => "nanodet-g-320",
+            Model::NanodetG256 => "nanodet-g-256",
+            Model::NanodetG224 => "nanodet-g-224",
+        }
+    }
+
+    /// The side of the square input in pixels.
+    pub fn side(self) -> usize {
+        match self {
+            Model::NanodetG416 => 416,
+            Model::NanodetG320 => 320,
+            Model::NanodetG256 => 256,
+            Model::NanodetG224 => 224,
+        }
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Model, String> {
+        if s == "nanodet-g" {
+            return Ok(Model::NanodetG416);
+        }
+        Model::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown model '{s}' (known: {})", names.join(", "))
+            })
+    }
+}
 
 /// Labels that make up the `animal` group: NanoDet confuses small animals among these.
 pub const ANIMALS: &[&str] = &["bird", "cat", "dog", "horse", "sheep", "cow", "bear"];
@@ -172,47 +230,150 @@ impl Frame<'_> {
     }
 }
 
-/// Where the frame sits in the square input: scale and padding.
+/// A rectangle of a frame in pixels: the part given to the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
+impl Region {
+    /// A square (as far as the frame allows) around the union of `boxes` (normalised
+    /// x, y, w, h), grown by a margin of a quarter of its size, and at least `min_side`
+    /// pixels a side: the model sees moving objects larger than in the whole frame, and
+    /// enough around them to tell what they are. None without boxes.
+    pub fn around(
+        boxes: &[[f32; 4]],
+        width: usize,
+        height: usize,
+        min_side: usize,
+    ) -> Option<Region> {
+        let mut boxes = boxes
+            .iter()
+            .filter(|b| b.iter().all(|v| v.is_finite()))
+            .peekable();
+        if boxes.peek().is_none() || width == 0 || height == 0 {
+            return None;
+        }
+        let (fw, fh) = (width as f32, height as f32);
+        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        for b in boxes {
+            x0 = x0.min(b[0] * fw);
+            y0 = y0.min(b[1] * fh);
+            x1 = x1.max((b[0] + b[2]) * fw);
+            y1 = y1.max((b[1] + b[3]) * fh);
+        }
+        let side = ((x1 - x0).max(y1 - y0) * 1.25)
+            .max(min_side as f32)
+            .max(1.0);
+        let (w, h) = (side.min(fw), side.min(fh));
+        let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+        let x = (cx - w / 2.0).clamp(0.0, fw - w);
+        let y = (cy - h / 2.0).clamp(0.0, fh - h);
+        Some(Region {
+            x: x as usize,
+            y: y as usize,
+            w: (w as usize).clamp(1, width - x as usize),
+            h: (h as usize).clamp(1, height - y as usize),
+        })
+    }
+}
+
+/// Where the region sits in the square input: scale and padding, and where the region
+/// is in the frame.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Letterbox {
     pub scale: f32,
     pub pad_x: f32,
     pub pad_y: f32,
+    /// The region's size in pixels.
     pub width: usize,
     pub height: usize,
+    /// The side of the square input.
+    pub side: usize,
+    /// The region's place and the frame's size, to map boxes back to the frame.
+    pub x0: usize,
+    pub y0: usize,
+    pub frame_width: usize,
+    pub frame_height: usize,
 }
 
 impl Letterbox {
-    pub fn new(width: usize, height: usize) -> Letterbox {
-        let scale = (SIZE as f32 / width.max(1) as f32).min(SIZE as f32 / height.max(1) as f32);
-        let (nw, nh) = (width as f32 * scale, height as f32 * scale);
-        Letterbox {
-            scale,
-            pad_x: ((SIZE as f32 - nw) / 2.0).floor(),
-            pad_y: ((SIZE as f32 - nh) / 2.0).floor(),
+    /// The whole `width` x `height` frame.
+    pub fn new(width: usize, height: usize, side: usize) -> Letterbox {
+        Letterbox::region(
+            Region {
+                x: 0,
+                y: 0,
+                w: width,
+                h: height,
+            },
             width,
             height,
+            side,
+        )
+    }
+
+    /// `r` of a `width` x `height` frame.
+    pub fn region(r: Region, width: usize, height: usize, side: usize) -> Letterbox {
+        let s = side as f32;
+        let scale = (s / r.w.max(1) as f32).min(s / r.h.max(1) as f32);
+        let (nw, nh) = (r.w as f32 * scale, r.h as f32 * scale);
+        Letterbox {
+            scale,
+            pad_x: ((s - nw) / 2.0).floor(),
+            pad_y: ((s - nh) / 2.0).floor(),
+            width: r.w,
+            height: r.h,
+            side,
+            x0: r.x,
+            y0: r.y,
+            frame_width: width,
+            frame_height: height,
         }
     }
 }
 
-/// The model's input for `frame`: 1x3x416x416, BGR, normalised, the frame scaled to fit
+/// The model's input for `frame`: 1x3xSIDExSIDE, BGR, normalised, the frame scaled to fit
 /// (aspect kept, bilinear) and centred on black.
-pub fn preprocess(frame: &Frame) -> (Tensor, Letterbox) {
-    let lb = Letterbox::new(frame.width, frame.height);
-    let plane = SIZE * SIZE;
+pub fn preprocess(frame: &Frame, side: usize) -> (Tensor, Letterbox) {
+    preprocess_region(frame, None, side)
+}
+
+/// As [`preprocess`], for `region` of the frame (all of it when None).
+pub fn preprocess_region(
+    frame: &Frame,
+    region: Option<Region>,
+    side: usize,
+) -> (Tensor, Letterbox) {
+    let full = Region {
+        x: 0,
+        y: 0,
+        w: frame.width,
+        h: frame.height,
+    };
+    let mut r = region.unwrap_or(full);
+    // Within the frame, whatever the caller gave.
+    r.x = r.x.min(frame.width.saturating_sub(1));
+    r.y = r.y.min(frame.height.saturating_sub(1));
+    r.w = r.w.min(frame.width - r.x.min(frame.width));
+    r.h = r.h.min(frame.height - r.y.min(frame.height));
+    let lb = Letterbox::region(r, frame.width, frame.height, side);
+    let plane = side * side;
     let mut data = vec![0f32; 3 * plane];
     for (c, v) in data.chunks_mut(plane).enumerate() {
         v.fill(-MEAN_BGR[c] / STD_BGR[c]);
     }
-    if frame.width == 0 || frame.height == 0 {
+    if r.w == 0 || r.h == 0 {
         return (
-            Tensor::from_shape(&[1, 3, SIZE, SIZE], &data).expect("shape"),
+            Tensor::from_shape(&[1, 3, side, side], &data).expect("shape"),
             lb,
         );
     }
-    let (maxx, maxy) = (frame.width - 1, frame.height - 1);
-    for oy in 0..SIZE {
+    let (maxx, maxy) = (r.w - 1, r.h - 1);
+    for oy in 0..side {
         let sy = (oy as f32 + 0.5 - lb.pad_y) / lb.scale - 0.5;
         if sy < -0.5 || sy > maxy as f32 + 0.5 {
             continue;
@@ -220,7 +381,7 @@ pub fn preprocess(frame: &Frame) -> (Tensor, Letterbox) {
         let sy = sy.clamp(0.0, maxy as f32);
         let (y0, fy) = (sy.floor() as usize, sy.fract());
         let y1 = (y0 + 1).min(maxy);
-        for ox in 0..SIZE {
+        for ox in 0..side {
             let sx = (ox as f32 + 0.5 - lb.pad_x) / lb.scale - 0.5;
             if sx < -0.5 || sx > maxx as f32 + 0.5 {
                 continue;
@@ -228,9 +389,10 @@ pub fn preprocess(frame: &Frame) -> (Tensor, Letterbox) {
             let sx = sx.clamp(0.0, maxx as f32);
             let (x0, fx) = (sx.floor() as usize, sx.fract());
             let x1 = (x0 + 1).min(maxx);
+            let (x0, x1, y0, y1) = (x0 + r.x, x1 + r.x, y0 + r.y, y1 + r.y);
             let (p00, p01) = (frame.rgb(x0, y0), frame.rgb(x1, y0));
             let (p10, p11) = (frame.rgb(x0, y1), frame.rgb(x1, y1));
-            let o = oy * SIZE + ox;
+            let o = oy * side + ox;
             for c in 0..3 {
                 // Channel c of BGR is RGB index 2 - c.
                 let k = 2 - c;
@@ -242,7 +404,7 @@ pub fn preprocess(frame: &Frame) -> (Tensor, Letterbox) {
         }
     }
     (
-        Tensor::from_shape(&[1, 3, SIZE, SIZE], &data).expect("shape"),
+        Tensor::from_shape(&[1, 3, side, side], &data).expect("shape"),
         lb,
     )
 }
@@ -273,7 +435,7 @@ pub fn decode_scale(
     labels: &[String],
     out: &mut Vec<Detection>,
 ) {
-    let cols = SIZE.div_ceil(stride);
+    let cols = lb.side.div_ceil(stride);
     let classes = labels.len();
     let cells = (scores.len() / classes.max(1)).min(dist.len() / (4 * BINS));
     for cell in 0..cells {
@@ -294,8 +456,14 @@ pub fn decode_scale(
         let (l, t) = (side(&d[0..BINS]) * s, side(&d[BINS..2 * BINS]) * s);
         let (r, b) = (side(&d[2 * BINS..3 * BINS]) * s, side(&d[3 * BINS..]) * s);
         // Back from the letterboxed square to the frame, normalised and clipped.
-        let fx = |v: f32| ((v - lb.pad_x) / lb.scale / lb.width as f32).clamp(0.0, 1.0);
-        let fy = |v: f32| ((v - lb.pad_y) / lb.scale / lb.height as f32).clamp(0.0, 1.0);
+        let fx = |v: f32| {
+            let x = ((v - lb.pad_x) / lb.scale).clamp(0.0, lb.width as f32);
+            (x + lb.x0 as f32) / lb.frame_width.max(1) as f32
+        };
+        let fy = |v: f32| {
+            let y = ((v - lb.pad_y) / lb.scale).clamp(0.0, lb.height as f32);
+            (y + lb.y0 as f32) / lb.frame_height.max(1) as f32
+        };
         let (x0, y0, x1, y1) = (fx(cx - l), fy(cy - t), fx(cx + r), fy(cy + b));
         if x1 <= x0 || y1 <= y0 {
             continue;
@@ -332,31 +500,38 @@ type Plan = Arc<TypedSimplePlan>;
 /// The loaded model, ready to run. One inference at a time per `Detector`.
 pub struct Detector {
     plan: Plan,
+    side: usize,
     labels: Vec<String>,
     /// Output index of (scores, distributions) per stride 8, 16, 32.
     outputs: [(usize, usize); 3],
 }
 
 impl Detector {
-    /// The model built into the plugin.
+    /// The model built into the plugin, at its training size.
     pub fn builtin() -> Result<Detector, ModelError> {
-        Detector::from_bytes(MODEL)
+        Detector::load(Model::default())
     }
 
-    /// A NanoDet ONNX file with the same layout (416x416, 80 classes, 3 scales).
-    pub fn from_file(path: &std::path::Path) -> Result<Detector, ModelError> {
+    /// The model built into the plugin, at `model`'s input size.
+    pub fn load(model: Model) -> Result<Detector, ModelError> {
+        Detector::from_bytes(MODEL, model.side())
+    }
+
+    /// A NanoDet ONNX file with the same layout (80 classes, 3 scales), run at `side`.
+    pub fn from_file(path: &std::path::Path, side: usize) -> Result<Detector, ModelError> {
         let bytes = std::fs::read(path)
             .map_err(|e| ModelError(format!("cannot read model {}: {e}", path.display())))?;
-        Detector::from_bytes(&bytes)
+        Detector::from_bytes(&bytes, side)
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Detector, ModelError> {
+    /// The model in `bytes`, run at `side` x `side` (a multiple of 32).
+    pub fn from_bytes(bytes: &[u8], side: usize) -> Result<Detector, ModelError> {
         let err = |what: &str, e: TractError| ModelError(format!("{what}: {e:#}"));
         let labels: Vec<String> = LABELS.lines().map(|l| l.trim().to_string()).collect();
         let model = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(bytes))
             .map_err(|e| err("not an ONNX model", e))?
-            .with_input_fact(0, f32::fact([1, 3, SIZE, SIZE]).into())
+            .with_input_fact(0, f32::fact([1, 3, side, side]).into())
             .map_err(|e| err("model input", e))?
             .into_optimized()
             .map_err(|e| err("model optimisation", e))?;
@@ -380,7 +555,7 @@ impl Detector {
             };
             let Some(scale) = STRIDES
                 .iter()
-                .position(|s| SIZE.div_ceil(*s).pow(2) == cells)
+                .position(|s| side.div_ceil(*s).pow(2) == cells)
             else {
                 return Err(ModelError(format!(
                     "output {i}: {cells} cells fit no stride"
@@ -406,9 +581,15 @@ impl Detector {
         let plan = model.into_runnable().map_err(|e| err("model plan", e))?;
         Ok(Detector {
             plan,
+            side,
             labels,
             outputs,
         })
+    }
+
+    /// The side of the square input.
+    pub fn side(&self) -> usize {
+        self.side
     }
 
     pub fn labels(&self) -> &[String] {
@@ -417,7 +598,18 @@ impl Detector {
 
     /// Objects in `frame` scoring at least `min_score` (never below 0.25), best first.
     pub fn detect(&self, frame: &Frame, min_score: f32) -> Result<Vec<Detection>, ModelError> {
-        let (input, lb) = preprocess(frame);
+        self.detect_region(frame, None, min_score)
+    }
+
+    /// As [`Detector::detect`], looking at `region` of the frame only (all of it when None);
+    /// the boxes are still in whole-frame coordinates.
+    pub fn detect_region(
+        &self,
+        frame: &Frame,
+        region: Option<Region>,
+        min_score: f32,
+    ) -> Result<Vec<Detection>, ModelError> {
+        let (input, lb) = preprocess_region(frame, region, self.side);
         self.detect_tensor(input, &lb, min_score)
     }
 
@@ -461,10 +653,81 @@ mod tests {
 
     #[test]
     fn letterbox_centres_a_wide_frame() {
-        let lb = Letterbox::new(1920, 1080);
+        let lb = Letterbox::new(1920, 1080, 416);
         assert!((lb.scale - 416.0 / 1920.0).abs() < 1e-6);
         assert_eq!(lb.pad_x, 0.0);
         assert_eq!(lb.pad_y, ((416.0 - 1080.0 * lb.scale) / 2.0f32).floor());
+    }
+
+    #[test]
+    fn the_motion_region_is_a_square_around_the_boxes_within_the_frame() {
+        // Two boxes on the left of a 640x480 frame: their union is 64x96 px, grown by a
+        // quarter to 120, then to the model's 256.
+        let boxes = [[0.05, 0.4, 0.05, 0.1], [0.1, 0.45, 0.05, 0.15]];
+        let r = Region::around(&boxes, 640, 480, 256).unwrap();
+        assert_eq!((r.w, r.h), (256, 256));
+        // Centred on the union (x 32-96) but pushed inside the frame.
+        assert_eq!(r.x, 0);
+        assert!(r.y <= 192 && r.y + r.h >= 264, "{r:?}");
+        // A region larger than the frame is the frame; none without
+        // boxes, and boxes with NaNs are left out.
+        let big = Region::around(&[[0.0, 0.0, 1.0, 1.0]], 640, 480, 256).unwrap();
+        assert_eq!(
+            big,
+            Region {
+                x: 0,
+                y: 0,
+                w: 640,
+                h: 480
+            }
+        );
+        assert_eq!(Region::around(&[], 640, 480, 256), None);
+        assert_eq!(
+            Region::around(&[[f32::NAN, 0.0, 0.1, 0.1]], 640, 480, 256),
+            None
+        );
+    }
+
+    #[test]
+    fn a_box_in_a_region_maps_back_to_the_whole_frame() {
+        let labels: Vec<String> = (0..80).map(|i| i.to_string()).collect();
+        let side = 256;
+        let cols = side / 8;
+        let mut scores = vec![0.0f32; cols * cols * 80];
+        let mut dist = vec![-50.0f32; cols * cols * 44];
+        // Cell (x 10, y 20): centre (84, 164) in the input; 2 bins = 16 px each side.
+        let cell = 20 * cols + 10;
+        scores[cell * 80] = 0.9;
+        for s in 0..4 {
+            dist[cell * 44 + s * BINS + 2] = 50.0;
+        }
+        // A 256x256 region at (300, 100) of a 640x480 frame: scale 1, no padding.
+        let r = Region {
+            x: 300,
+            y: 100,
+            w: 256,
+            h: 256,
+        };
+        let lb = Letterbox::region(r, 640, 480, side);
+        let mut out = Vec::new();
+        decode_scale(&scores, &dist, 8, 0.5, &lb, &labels, &mut out);
+        let d = &out[0];
+        assert!((d.x * 640.0 - 368.0).abs() < 0.01, "{d:?}");
+        assert!((d.y * 480.0 - 248.0).abs() < 0.01, "{d:?}");
+        assert!((d.w * 640.0 - 32.0).abs() < 0.01, "{d:?}");
+    }
+
+    #[test]
+    fn model_names_parse_and_the_old_name_means_416() {
+        assert_eq!("nanodet-g".parse::<Model>(), Ok(Model::NanodetG416));
+        for m in Model::ALL {
+            assert_eq!(m.name().parse::<Model>(), Ok(*m));
+            assert_eq!(m.side() % 32, 0);
+        }
+        assert!("yolo"
+            .parse::<Model>()
+            .unwrap_err()
+            .contains("nanodet-g-320"));
     }
 
     #[test]
@@ -512,7 +775,7 @@ mod tests {
         for s in 0..4 {
             dist[cell * 44 + s * BINS + 2] = 50.0;
         }
-        let lb = Letterbox::new(416, 416);
+        let lb = Letterbox::new(416, 416, 416);
         let mut out = Vec::new();
         decode_scale(&scores, &dist, 8, 0.5, &lb, &labels, &mut out);
         assert_eq!(out.len(), 1);
@@ -539,6 +802,13 @@ mod tests {
         };
         assert_eq!(f.rgb(0, 0), [1, 2, 3]);
         assert_eq!(f.rgb(99, 99), [0, 0, 0]);
-        let _ = preprocess(&f);
+        let _ = preprocess(&f, SIZE);
+        let r = Region {
+            x: 90,
+            y: 90,
+            w: 50,
+            h: 50,
+        };
+        let _ = preprocess_region(&f, Some(r), 224);
     }
 }

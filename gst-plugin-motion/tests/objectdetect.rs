@@ -259,3 +259,62 @@ fn foliage_in_the_wind_is_dismissed() {
     }
     assert!(of(&msgs, "objectdetect", "confirmed").is_empty());
 }
+
+/// A small cat far off in a wide frame, with the cheapest model: looking only around the
+/// motion, the model sees it large enough, and the box comes back in frame coordinates.
+#[test]
+fn the_motion_region_finds_a_small_cat_the_whole_frame_hides() {
+    init();
+    let (w, h, fps) = (1280, 720, 10);
+    let cat = scenes::cat();
+    let run_with = |region: bool| {
+        let p = gst::parse::launch(&format!(
+            "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 \
+             ! motiondetect ! objectdetect name=od drop-frames=false model=nanodet-g-224 \
+             motion-region={region} ! fakesink sync=false"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        p.by_name("src")
+            .unwrap()
+            .set_property("caps", scenes::caps(w, h, fps));
+        let cat = scenes::Rgb {
+            w: cat.w,
+            h: cat.h,
+            data: cat.data.clone(),
+        };
+        // 1 s of garden, then the cat (about 160x105 px) walks in from the right.
+        let msgs = run(
+            &p,
+            feeder(40, fps, move |i| {
+                let mut f = scenes::garden(w, h, i);
+                let t = i as f64 / fps as f64;
+                if t >= 1.0 {
+                    let x = w as f64 - 400.0 * ((t - 1.0) / 2.0).min(1.0);
+                    scenes::paste(&mut f, &cat, x as i64, 560, 0.35);
+                }
+                f
+            }),
+            120,
+        );
+        assert_eq!(
+            p.by_name("od").unwrap().property::<bool>("motion-region"),
+            region
+        );
+        msgs
+    };
+    let msgs = run_with(true);
+    let confirmed = of(&msgs, "objectdetect", "confirmed");
+    assert_eq!(confirmed.len(), 1, "{msgs:#?}");
+    let b = confirmed[0].get::<gst::Structure>("box").unwrap();
+    let x = b.get::<f32>("x").unwrap() * w as f32;
+    let y = b.get::<f32>("y").unwrap() * h as f32;
+    assert!(x > 800.0 && (520.0..700.0).contains(&y), "{b}");
+    // The same frames, whole (the cat about 28 px wide in the model's input): not seen.
+    let whole = run_with(false);
+    assert!(
+        of(&whole, "objectdetect", "confirmed").is_empty(),
+        "{whole:#?}"
+    );
+}

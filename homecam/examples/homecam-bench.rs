@@ -6,8 +6,8 @@
 //! 2. The daemon itself (the `homecam` binary next to this example) with 8 simulated
 //!    cameras (640x360, 15 fps, every job: ring recording, MJPEG, motion + object filter +
 //!    clips, MQTT, Kafka) for SECONDS, with the object filter's default `max-rate` (2.5)
-//!    and with 1, then without the motion job: its CPU (utime + stime from /proc) and
-//!    peak memory (VmHWM), and the delay from each motion start (the event's
+//!    and model, at 2.5 with `model = "nanodet-g-320"`, at 1, then without the motion
+//!    job: its CPU (utime + stime from /proc) and peak memory (VmHWM), and the delay from each motion start (the event's
 //!    `start_time`, the wall clock of the frame where motion began) to its `new` record
 //!    arriving at a Kafka consumer and at an MQTT subscriber.
 //!
@@ -212,8 +212,9 @@ fn proc_stat(pid: u32) -> (f64, u64) {
     (cpu, hwm)
 }
 
-/// `motion`: no motion job, or one on every camera with this object-filter `max-rate`.
-fn daemon(dir: &std::path::Path, seconds: u64, motion: Option<f64>) {
+/// `motion`: no motion job, or one on every camera with this object-filter `max-rate`
+/// and `model` (its default when None).
+fn daemon(dir: &std::path::Path, seconds: u64, motion: Option<f64>, model: Option<&str>) {
     let (_t, kport, _m, mport) = brokers(dir);
     let sims: Vec<tapo_sim::TapoSim> = (0..8).map(|_| common::ball_camera()).collect();
     let mut cfg = format!(
@@ -227,7 +228,8 @@ fn daemon(dir: &std::path::Path, seconds: u64, motion: Option<f64>) {
             free_port(),
             match motion {
                 Some(rate) => format!(
-                    "motion = {{ record = \"all\", pre-roll = 2, post-roll = 2, max-rate = {rate} }}\n"
+                    "motion = {{ record = \"all\", pre-roll = 2, post-roll = 2, max-rate = {rate}{} }}\n",
+                    model.map(|m| format!(", model = \"{m}\"")).unwrap_or_default()
                 ),
                 None => String::new(),
             }
@@ -339,7 +341,10 @@ fn daemon(dir: &std::path::Path, seconds: u64, motion: Option<f64>) {
     println!(
         "daemon, 8 cameras (640x360 15 fps, {}), {seconds} s: {:.0} % of one core from 10 s to {seconds} s ({:.1} s of CPU in {:.1} s); {total:.1} s of CPU in all with start and shutdown; peak RSS {:.0} MiB",
         match motion {
-            Some(rate) => format!("every job, motion all the time, max-rate {rate}"),
+            Some(rate) => format!(
+                "every job, motion all the time, max-rate {rate}, model {}",
+                model.unwrap_or("nanodet-g-416 (default)")
+            ),
             None => "recording + MJPEG + events, no motion job".into(),
         },
         (b.1 - a.1) / (b.0 - a.0).max(1e-3) * 100.0,
@@ -390,8 +395,14 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     throughput(&dir.join("throughput"), n);
-    daemon(&dir.join("daemon"), seconds, Some(2.5));
-    daemon(&dir.join("daemon-rate1"), seconds, Some(1.0));
-    daemon(&dir.join("daemon-nomotion"), seconds, None);
+    daemon(&dir.join("daemon"), seconds, Some(2.5), None);
+    daemon(
+        &dir.join("daemon-320"),
+        seconds,
+        Some(2.5),
+        Some("nanodet-g-320"),
+    );
+    daemon(&dir.join("daemon-rate1"), seconds, Some(1.0), None);
+    daemon(&dir.join("daemon-nomotion"), seconds, None, None);
     let _ = std::fs::remove_dir_all(&dir);
 }

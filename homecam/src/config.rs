@@ -961,6 +961,11 @@ pub struct Motion {
     pub calm_time: Option<Spanned<f64>>,
     /// objectdetect `max-rate`: inferences per second at most.
     pub max_rate: Option<Spanned<f64>>,
+    /// objectdetect `model`: the detector and its input size (one of the property's
+    /// values, read from the registered element); its default when absent.
+    pub model: Option<Spanned<String>>,
+    /// objectdetect `motion-region`: look only around the moving areas.
+    pub motion_region: Option<bool>,
     /// Clips and snapshots older than this are deleted.
     #[serde(default = "default_clips_max_age")]
     pub max_age: Spanned<String>,
@@ -1026,6 +1031,23 @@ pub fn element_range(factory: &str, property: &str) -> Option<(f64, f64)> {
         return Some((f64::from(u.minimum()), f64::from(u.maximum())));
     }
     None
+}
+
+/// The values (nicks) of an enum property of a registered element.
+pub fn element_choices(factory: &str, property: &str) -> Option<Vec<String>> {
+    use gst::glib;
+    use gst::prelude::*;
+    crate::daemon::init().ok()?;
+    let e = gst::ElementFactory::make(factory).build().ok()?;
+    let p = e.find_property(property)?;
+    let p = p.downcast_ref::<glib::ParamSpecEnum>()?;
+    Some(
+        p.enum_class()
+            .values()
+            .iter()
+            .map(|v| v.nick().to_string())
+            .collect(),
+    )
 }
 
 impl Motion {
@@ -1149,6 +1171,19 @@ impl Config {
                             m.record.get_ref()
                         ),
                     });
+                }
+                if let Some(model) = &m.model {
+                    let known = element_choices("objectdetect", "model").unwrap_or_default();
+                    if !known.contains(model.get_ref()) {
+                        errors.push(ConfigError {
+                            line: at(model.span()),
+                            message: format!(
+                                "camera {name:?}: motion model {:?} is not one of objectdetect's models ({})",
+                                model.get_ref(),
+                                known.join(", ")
+                            ),
+                        });
+                    }
                 }
                 for t in m.tuning() {
                     let Some(v) = t.value else { continue };
@@ -1582,6 +1617,19 @@ password-file = "/etc/homecam/garden.pass"
             assert!(e.iter().any(|e| e.message.contains(want)), "{want}: {e:?}");
         }
         assert!(e.iter().all(|e| e.line == Some(13)), "{e:?}");
+        // The models are objectdetect's own values too.
+        let bad = GOOD.replace("max-rate = 1 }", "max-rate = 1, model = \"yolo\" }");
+        let e = Config::parse(&bad).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].message.contains("motion model \"yolo\" is not one of objectdetect's models (nanodet-g-416, nanodet-g-320"),
+            "{e:?}"
+        );
+        let good = GOOD.replace(
+            "max-rate = 1 }",
+            "max-rate = 1, model = \"nanodet-g-256\" }",
+        );
+        Config::parse(&good).unwrap();
     }
 
     #[test]

@@ -251,8 +251,17 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         let bin = analysis
             .downcast_ref::<gst::Bin>()
             .ok_or("the analysis is no bin")?;
-        if let (Some(o), Some(labels)) = (bin.by_name("objects"), &m.labels) {
-            o.set_property("labels", labels.join(","));
+        if let Some(o) = bin.by_name("objects") {
+            if let Some(labels) = &m.labels {
+                o.set_property("labels", labels.join(","));
+            }
+            // Checked against the element's own values with the configuration.
+            if let Some(model) = &m.model {
+                o.set_property_from_str("model", model.get_ref());
+            }
+            if let Some(r) = m.motion_region {
+                o.set_property("motion-region", r);
+            }
         }
         if let Some(d) = bin.by_name("motion") {
             d.set_property("zones", &m.zones);
@@ -725,7 +734,8 @@ mod tests {
                 "[general]\ndata-dir = \"/nonexistent/homecam\"\n\n[[camera]]\nname = \"hall\"\n\
                  uri = \"rtsp://127.0.0.1:1/stream2\"\n\n[camera.motion]\nclips = {clips}\n\
                  sensitivity = 33\nmin-area = 0.02\ncalm-time = 4.5\nmax-rate = 0.5\n\
-                 threshold = 0.7\nlabels = [\"person\"]\npre-roll = 1.5\n"
+                 threshold = 0.7\nlabels = [\"person\"]\npre-roll = 1.5\n\
+                 model = \"nanodet-g-320\"\nmotion-region = true\n"
             );
             let cfg = Config::parse(&text).unwrap();
             let (tx, _rx) = mpsc::channel();
@@ -746,6 +756,10 @@ mod tests {
             assert_eq!(objects.property::<f64>("max-rate"), 0.5);
             assert_eq!(objects.property::<f32>("threshold"), 0.7);
             assert_eq!(objects.property::<String>("labels"), "person");
+            assert!(objects.property::<bool>("motion-region"));
+            let model = objects.property_value("model");
+            let nick = gst::glib::EnumValue::from_value(&model).map(|(_, v)| v.nick());
+            assert_eq!(nick, Some("nanodet-g-320"));
             if clips {
                 let c = find("motionclips");
                 assert_eq!(c.property::<f64>("pre-roll"), 1.5);

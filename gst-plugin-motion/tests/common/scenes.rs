@@ -32,6 +32,11 @@ pub fn load_rgb(path: &Path) -> Rgb {
         .try_pull_sample(gst::ClockTime::from_seconds(10))
         .unwrap_or_else(|| panic!("cannot decode {}", path.display()));
     p.set_state(gst::State::Null).unwrap();
+    rgb_of(&sample)
+}
+
+/// An RGB sample's pixels, packed (without the rows' padding).
+pub fn rgb_of(sample: &gst::Sample) -> Rgb {
     let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
     let map = sample.buffer().unwrap().map_readable().unwrap();
     let (w, h) = (info.width() as usize, info.height() as usize);
