@@ -657,6 +657,13 @@ ca-file = "{ca}"
     // debug log below has GStreamer's output in it (a loaded machine stopped the daemon
     // before GStreamer had written anything).
     d.wait_line("homecam: porch:", Duration::from_secs(30));
+    // And for the debug file to fill (CI once stopped the daemon, with other test binaries
+    // running, before it held 10 kB).
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let t0 = std::time::Instant::now();
+    while size(&debug_log) <= 100_000 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     std::thread::sleep(Duration::from_secs(2));
     let (_, _, out2) = d.stop();
     let reqs = server.to(&path);
@@ -680,8 +687,16 @@ ca-file = "{ca}"
     let (_, _, out3) = d.stop();
     assert_eq!(server.to(&path).len(), attempts + 1, "{out3}");
 
-    let debug = std::fs::read_to_string(&debug_log).unwrap_or_default();
-    assert!(debug.len() > 10_000, "GST_DEBUG_FILE was not written");
+    // Bytes, not a String: a LOG line may quote bytes that are not UTF-8 (read_to_string
+    // would then give nothing at all).
+    let debug =
+        String::from_utf8_lossy(&std::fs::read(&debug_log).unwrap_or_default()).into_owned();
+    assert!(
+        debug.len() > 10_000,
+        "GST_DEBUG_FILE holds {} bytes ({} on disk); run 2 said:\n{out2}",
+        debug.len(),
+        size(&debug_log)
+    );
     for (what, text) in [
         ("run 1", &out1),
         ("run 2", &out2),
