@@ -2,13 +2,8 @@
 //!
 //! ```text
 //! sink ─ h264parse ─ tee ─ queue ─ appsink ·········· ring of encoded frames ─→ clip writers
-//!                        └ queue(drops whole GOPs) ─ avdec_h264 ─ tee ─ queue ─ videoconvert ─ motion ─ objects ─ fakesink
-//!                                                                   └ queue(leaky) ─ raw (request pad)
+//!                        └ queue(drops whole GOPs) ─ avdec_h264 ─ videoconvert ─ motion ─ objects ─ fakesink
 //! ```
-//!
-//! The `raw` request pad gives the decoded frames to whoever else wants pictures of the
-//! camera (homecam's live view and MJPEG), so that a camera is decoded once. Its leaky
-//! queue (2 frames) runs it on its own thread: the analysis never waits for it.
 //!
 //! The encoded frames of the last `pre-roll` seconds (longer while an event awaits its
 //! verdict) stay in a ring. When an event qualifies (confirmed, or any with `record=all`),
@@ -116,8 +111,6 @@ pub struct MotionClips {
     state: Mutex<State>,
     motion: gst::Element,
     objects: gst::Element,
-    /// The decoded frames' tee (the `raw` request pad's source).
-    raw: gst::Element,
 }
 
 fn is_key(b: &gst::BufferRef) -> bool {
@@ -204,7 +197,6 @@ impl ObjectSubclass for MotionClips {
             state: Mutex::new(State::default()),
             motion: make("motiondetect", "motion"),
             objects: make("objectdetect", "objects"),
-            raw: make("tee", "raw"),
         }
     }
 }
@@ -345,14 +337,6 @@ impl ObjectImpl for MotionClips {
         )
         .expect("element queue is missing");
         let dec = make("avdec_h264");
-        // The decoded frames' tee: the analysis, and the `raw` pad when requested. The
-        // analysis runs on a thread of its own behind a short queue: its sink waits in
-        // PAUSED, and the `raw` consumer must get its first frame meanwhile to preroll.
-        self.raw.set_property("allow-not-linked", true);
-        let q3 = make("queue");
-        q3.set_property("max-size-buffers", 3u32);
-        q3.set_property("max-size-bytes", 0u32);
-        q3.set_property("max-size-time", 0u64);
         let conv = make("videoconvert");
         let fake = make("fakesink");
         fake.set_property("sync", false);
@@ -364,8 +348,6 @@ impl ObjectImpl for MotionClips {
             sink.upcast_ref(),
             &q2,
             &dec,
-            &self.raw,
-            &q3,
             &conv,
             &self.motion,
             &self.objects,
@@ -373,18 +355,8 @@ impl ObjectImpl for MotionClips {
         ])
         .expect("add");
         gst::Element::link_many([&parse, &tee, &q1, sink.upcast_ref()]).expect("link");
-        gst::Element::link_many([
-            &tee,
-            &q2,
-            &dec,
-            &self.raw,
-            &q3,
-            &conv,
-            &self.motion,
-            &self.objects,
-            &fake,
-        ])
-        .expect("link");
+        gst::Element::link_many([&tee, &q2, &dec, &conv, &self.motion, &self.objects, &fake])
+            .expect("link");
         let pad = parse.static_pad("sink").expect("sink pad");
         let ghost = gst::GhostPad::builder_from_template_with_target(
             &obj.pad_template("sink").expect("template"),
@@ -433,90 +405,15 @@ impl ElementImpl for MotionClips {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst::Caps::builder("video/x-h264").build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "raw",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Request,
-                    &gst::Caps::builder("video/x-raw").build(),
-                )
-                .unwrap(),
-            ]
+            vec![gst::PadTemplate::new(
+                "sink",
+                gst::PadDirection::Sink,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .unwrap()]
         });
         TEMPLATES.as_ref()
-    }
-
-    /// The `raw` pad: one, a branch of the decoded frames' tee behind a leaky queue of
-    /// its own (its own thread too: a consumer still prerolling, or slow, never waits for
-    /// the analysis, nor the analysis for it).
-    fn request_new_pad(
-        &self,
-        templ: &gst::PadTemplate,
-        _name: Option<&str>,
-        _caps: Option<&gst::Caps>,
-    ) -> Option<gst::Pad> {
-        let obj = self.obj();
-        if obj.static_pad("raw").is_some() {
-            gst::warning!(CAT, imp = self, "the raw pad is already taken");
-            return None;
-        }
-        let queue = gst::ElementFactory::make("queue")
-            .name("raw-queue")
-            .property("max-size-buffers", 2u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 0u64)
-            .property_from_str("leaky", "downstream")
-            .build()
-            .ok()?;
-        obj.add(&queue).ok()?;
-        let undo = |queue: &gst::Element| {
-            let _ = queue.set_state(gst::State::Null);
-            let _ = obj.remove(queue);
-        };
-        let Some(tee_pad) = self.raw.request_pad_simple("src_%u") else {
-            undo(&queue);
-            return None;
-        };
-        let sink = queue.static_pad("sink").expect("queue sink");
-        let src = queue.static_pad("src").expect("queue src");
-        let ghost = tee_pad
-            .link(&sink)
-            .ok()
-            .and_then(|_| gst::GhostPad::builder_from_template_with_target(templ, &src).ok())
-            .map(|b| b.name("raw").build());
-        let Some(ghost) = ghost.filter(|g| {
-            let _ = queue.sync_state_with_parent();
-            if obj.current_state() > gst::State::Null {
-                let _ = g.set_active(true);
-            }
-            obj.add_pad(g).is_ok()
-        }) else {
-            gst::warning!(CAT, imp = self, "cannot make the raw pad");
-            self.raw.release_request_pad(&tee_pad);
-            undo(&queue);
-            return None;
-        };
-        Some(ghost.upcast())
-    }
-
-    fn release_pad(&self, pad: &gst::Pad) {
-        let obj = self.obj();
-        let _ = pad.set_active(false);
-        let _ = obj.remove_pad(pad);
-        if let Some(queue) = obj.by_name("raw-queue") {
-            if let Some(tee_pad) = queue.static_pad("sink").and_then(|s| s.peer()) {
-                self.raw.release_request_pad(&tee_pad);
-            }
-            let _ = queue.set_state(gst::State::Null);
-            let _ = obj.remove(&queue);
-        }
     }
 
     fn change_state(
