@@ -258,6 +258,49 @@ fn a_confirmed_event_gets_a_clip_with_pre_roll_and_a_snapshot() {
 }
 
 #[test]
+fn an_event_cut_by_the_end_of_stream_has_its_clip_as_its_last_news() {
+    init();
+    let dir = tmpdir("cut");
+    let cat = scenes::cat();
+    // The cat walks in at 3 s and is still there when the stream ends at 7 s: the event's
+    // verdict, its best snapshot and its clip all come at the end of stream, and a clip
+    // announced between the verdict and the snapshot made the event's news come after
+    // its clip (the daemon sent an update after the event's end).
+    let msgs = record(&dir, "pre-roll=1 post-roll=2", 70, move |i| {
+        let mut f = scenes::garden(W, H, i);
+        let t = i as f64 / FPS as f64;
+        if t >= 3.0 {
+            let k = ((t - 3.0) / 1.5).min(1.0);
+            scenes::paste(&mut f, &cat, (W as f64 - 330.0 * k) as i64, 80, 0.9);
+        }
+        f
+    });
+    let ours: Vec<&gst::Structure> = msgs
+        .iter()
+        .filter(|s| matches!(s.name().as_str(), "objectdetect" | "motionclips"))
+        .collect();
+    let end = ours
+        .iter()
+        .position(|s| s.name() == "objectdetect" && s.get::<&str>("type") == Ok("end"))
+        .unwrap_or_else(|| panic!("no verdict: {msgs:#?}"));
+    assert_eq!(ours[end].get::<&str>("verdict"), Ok("confirmed"));
+    let last = ours.last().unwrap();
+    assert_eq!(last.get::<&str>("type"), Ok("clip"), "{ours:#?}");
+    let snaps: Vec<usize> = (0..ours.len())
+        .filter(|i| ours[*i].get::<&str>("type") == Ok("snapshot"))
+        .collect();
+    assert!(
+        snaps.iter().any(|i| *i > end),
+        "no snapshot after the verdict: {ours:#?}"
+    );
+    assert!(
+        !last.get::<&str>("snapshot").unwrap_or("").is_empty(),
+        "{last}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn dismissed_events_get_clips_only_when_all_are_recorded() {
     for (record_all, clips_wanted) in [(false, 0), (true, 1)] {
         let dir = tmpdir(if record_all { "all" } else { "confirmed" });

@@ -109,6 +109,11 @@ struct State {
 pub struct MotionClips {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// Held while a detector's message and what it causes here (a snapshot) go on the
+    /// bus, and while a clip is announced: a clip finished at the end of stream would
+    /// otherwise be announced between an event's verdict and its snapshot, and the event
+    /// would get news after its clip, its last.
+    announce: Mutex<()>,
     motion: gst::Element,
     objects: gst::Element,
 }
@@ -195,6 +200,7 @@ impl ObjectSubclass for MotionClips {
         MotionClips {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::default()),
+            announce: Mutex::new(()),
             motion: make("motiondetect", "motion"),
             objects: make("objectdetect", "objects"),
         }
@@ -459,6 +465,7 @@ impl BinImpl for MotionClips {
         };
         // The children's message goes on first, so that what it causes here (snapshot,
         // clip) follows it on the bus. The frame in a snapshot field was for the file.
+        let _announcing = self.announce.lock().unwrap();
         if s.has_field("snapshot") {
             let mut stripped = s.clone();
             stripped.remove_field("snapshot");
@@ -963,6 +970,7 @@ impl MotionClips {
             } else {
                 ""
             };
+            let _announcing = imp.announce.lock().unwrap();
             imp.post(
                 gst::Structure::builder("motionclips")
                     .field("type", "clip")
