@@ -35,11 +35,22 @@ fn record(
     n: u64,
     make: impl Fn(u64) -> scenes::Rgb + Send + 'static,
 ) -> Vec<gst::Structure> {
+    record_with(dir, props, "", n, make)
+}
+
+/// [`record`], with `extra` in the pipeline's description (the audio, to `clips.audio`).
+fn record_with(
+    dir: &Path,
+    props: &str,
+    extra: &str,
+    n: u64,
+    make: impl Fn(u64) -> scenes::Rgb + Send + 'static,
+) -> Vec<gst::Structure> {
     init();
     let p = gst::parse::launch(&format!(
         "appsrc name=src format=time is-live=true ! identity sync=true ! videoconvert \
          ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=20 \
-         ! motionclips name=clips location={} camera=garden {props}",
+         ! motionclips name=clips location={} camera=garden {props} {extra}",
         dir.display()
     ))
     .unwrap()
@@ -253,6 +264,101 @@ fn a_confirmed_event_gets_a_clip_with_pre_roll_and_a_snapshot() {
     assert!(
         px[0] > 200 && px[1] < 90 && px[2] < 90,
         "no red box corner: {px:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The clip's decoded tracks: video frame times (s), audio (first time, seconds of sound).
+fn tracks(path: &Path) -> (Vec<f64>, Option<(f64, f64)>) {
+    let p = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! qtdemux name=d \
+         d.video_0 ! queue ! appsink name=v sync=false \
+         d.audio_0 ! queue ! avdec_aac ! appsink name=a sync=false",
+        path.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let times = |name: &str| {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let o2 = out.clone();
+        p.by_name(name)
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap()
+            .set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let s = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let b = s.buffer().unwrap();
+                        let secs = |t: Option<gst::ClockTime>| {
+                            t.map(|t| t.nseconds() as f64 / 1e9).unwrap_or(0.0)
+                        };
+                        o2.lock().unwrap().push((secs(b.pts()), secs(b.duration())));
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        out
+    };
+    let (video, audio) = (times("v"), times("a"));
+    p.set_state(gst::State::Playing).unwrap();
+    let end = p.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    p.set_state(gst::State::Null).unwrap();
+    if let Some(gst::MessageView::Error(e)) = end.as_ref().map(|m| m.view()) {
+        panic!("{}: {} ({:?})", path.display(), e.error(), e.debug());
+    }
+    assert!(end.is_some(), "{} does not play to the end", path.display());
+    let video = video.lock().unwrap().iter().map(|(t, _)| *t).collect();
+    let audio = audio.lock().unwrap();
+    let sound = audio
+        .first()
+        .map(|(t, _)| (*t, audio.iter().map(|(_, d)| d).sum()));
+    (video, sound)
+}
+
+#[test]
+fn a_clip_carries_the_cameras_audio_from_its_first_frame_to_its_last() {
+    init();
+    let dir = tmpdir("audio");
+    let cat = scenes::cat();
+    // G.711 A-law as the cameras send it, live beside the video; the cat from 5 s to 8 s.
+    let msgs = record_with(
+        &dir,
+        "pre-roll=2 post-roll=1",
+        "audiotestsrc is-live=true samplesperbuffer=400 wave=ticks \
+         ! audio/x-raw,rate=8000,channels=1 ! alawenc ! clips.audio",
+        110,
+        move |i| {
+            let mut f = scenes::garden(W, H, i);
+            let t = i as f64 / FPS as f64;
+            if (5.0..8.0).contains(&t) {
+                let k = ((t - 5.0) / 1.0).min(1.0);
+                scenes::paste(&mut f, &cat, (W as f64 - 330.0 * k) as i64, 80, 0.9);
+            }
+            f
+        },
+    );
+    let clips = of(&msgs, "motionclips", "clip");
+    assert_eq!(clips.len(), 1, "{msgs:#?}");
+    assert_eq!(clips[0].get::<bool>("audio"), Ok(true), "{}", clips[0]);
+    let path = PathBuf::from(clips[0].get::<&str>("location").unwrap());
+    let (video, sound) = tracks(&path);
+    let (first, seconds) = sound.unwrap_or_else(|| panic!("{path:?} has no sound"));
+    let span = video.last().unwrap() - video[0] + 1.0 / FPS as f64;
+    assert!(span > 4.0, "{} s of video", span);
+    // The sound starts with the first frame (the pre-roll's too) and lasts as long.
+    assert!(
+        first <= video[0] + 0.3,
+        "sound from {first} s, video from {}",
+        video[0]
+    );
+    assert!(
+        (seconds - span).abs() < 0.5,
+        "{seconds} s of sound for {span} s of video"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@
 //!              ├ queue ─ motionclips                       (motion: motiondetect, objectdetect, clips)
 //!              ├ queue(leaky) ─ appsink → restream::Feed   (RTSP clients, `[rtsp]`)
 //!              └ queue(leaky) ─ appsink → restream::LiveFeed (the web app's MP4 live view)
-//! camsrc audio ─ tee ─ queue ─ ringrecorder, └ queue(leaky) ─ appsink → Feed
+//! camsrc audio ─ tee ─ queue ─ ringrecorder, ├ queue ─ motionclips, └ queue(leaky) ─ appsink → Feed
 //!                    └ queue(leaky) ─ decodebin ─ voaacenc ─ appsink → LiveFeed
 //! ```
 //!
@@ -194,6 +194,8 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         hub = Some(h);
     }
     let mut post_roll = 0.0;
+    // motionclips, which takes the camera's audio into its clips.
+    let mut clips_element = None;
     if let Some(m) = cam.motion.as_ref().filter(|m| m.enabled) {
         // motionclips keeps the encoded frames of its clips and gates its own decoder;
         // the analysis alone decodes here, behind a queue that drops whole GOPs.
@@ -287,6 +289,7 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         }
         if m.clips {
             post_roll = analysis.property::<f64>("post-roll");
+            clips_element = Some(analysis.clone());
         }
         pipeline
             .add_many([&q, &analysis])
@@ -320,7 +323,8 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     // without its audio track upsets some RTSP servers). The fakesink exists only without
     // a recorder or feed: left unlinked, it would never get the EOS that a clean stop
     // waits for.
-    let audio_pad = match (&rec, feed.is_some() || live.is_some()) {
+    let fanout = feed.is_some() || live.is_some() || clips_element.is_some();
+    let audio_pad = match (&rec, fanout) {
         (Some(_), _) | (_, true) => None,
         (None, false) => {
             let audio_sink = gst::ElementFactory::make("fakesink")
@@ -338,18 +342,21 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     let tx2 = tx.clone();
     let f2 = feed.clone();
     let l2 = live.clone();
+    let c2 = clips_element.clone();
     let weak_pipeline = pipeline.downgrade();
     src.connect_pad_added(move |_, pad| {
         let target = match pad.name().as_str() {
             "video" => Some(tee_sink.clone()),
-            "audio" => match (f2.is_some() || l2.is_some(), weak_pipeline.upgrade()) {
-                (true, Some(p)) => match audio_fanout(&p, f2.as_ref(), l2.as_ref(), r.as_ref()) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        let _ = tx2.send(Record::Log(format!("{n}: the camera's audio: {e}")));
-                        None
+            "audio" => match (fanout, weak_pipeline.upgrade()) {
+                (true, Some(p)) => {
+                    match audio_fanout(&p, f2.as_ref(), l2.as_ref(), [r.as_ref(), c2.as_ref()]) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            let _ = tx2.send(Record::Log(format!("{n}: the camera's audio: {e}")));
+                            None
+                        }
                     }
-                },
+                }
                 _ => r
                     .as_ref()
                     .and_then(|r| r.request_pad_simple("audio"))
@@ -485,23 +492,24 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     })
 }
 
-/// The camera's audio to the RTSP feed and the recorder: a tee with a branch for each,
-/// added while the pipeline plays; its sink pad, for the camera's audio pad.
+/// The camera's audio to the RTSP feed, the live view, the recorder and the clips: a tee
+/// with a branch for each, added while the pipeline plays; its sink pad, for the camera's
+/// audio pad.
 fn audio_fanout(
     pipeline: &gst::Pipeline,
     feed: Option<&Arc<restream::Feed>>,
     live: Option<&Arc<restream::LiveFeed>>,
-    rec: Option<&gst::Element>,
+    writers: [Option<&gst::Element>; 2],
 ) -> Result<gst::Pad, String> {
     let tee = make("tee")?;
     tee.set_property("allow-not-linked", true);
     pipeline.add(&tee).map_err(|e| e.to_string())?;
-    if let Some(rec) = rec {
+    for w in writers.into_iter().flatten() {
         let q = queue()?;
         pipeline.add(&q).map_err(|e| e.to_string())?;
-        let rec_pad = rec
+        let rec_pad = w
             .request_pad_simple("audio")
-            .ok_or("the recorder takes no audio")?;
+            .ok_or_else(|| format!("{} takes no audio", w.name()))?;
         tee.link(&q).map_err(|e| e.to_string())?;
         q.static_pad("src")
             .ok_or("queue")?

@@ -207,13 +207,24 @@ motion = {{ record = "confirmed", pre-roll = 2, post-roll = 2 }}
         .iter()
         .find_map(|e| e["clip"].as_str().filter(|_| e["has_clip"] == true))
         .unwrap_or_else(|| panic!("no clip: {out}"));
-    let disc = Command::new("gst-discoverer-1.0")
+    // The clip holds the camera's video and its sound (G.711 made AAC), as ffprobe
+    // (Debian's ffmpeg) sees them.
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name",
+        ])
+        .args(["-of", "csv=p=0"])
         .arg(clip)
         .output()
-        .unwrap();
+        .expect("ffprobe (Debian package ffmpeg; scripts/setup --tests installs it)");
+    let streams = String::from_utf8_lossy(&probe.stdout).to_string();
     assert!(
-        String::from_utf8_lossy(&disc.stdout).contains("H.264"),
-        "{clip}"
+        streams.contains("h264,video") && streams.contains("aac,audio"),
+        "{clip}: {streams:?} {}",
+        String::from_utf8_lossy(&probe.stderr)
     );
     assert!(parsed.iter().any(|e| e["has_snapshot"] == true
         && e["snapshot"]

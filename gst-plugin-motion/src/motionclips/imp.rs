@@ -3,6 +3,7 @@
 //! ```text
 //! sink ─ h264parse ─ tee ─ queue ─ appsink ·········· ring of encoded frames ─→ clip writers
 //!                        └ queue(drops whole GOPs) ─ avdec_h264 ─ videoconvert ─ motion ─ objects ─ fakesink
+//! audio (request pad) ···································· ring of audio buffers ─↗
 //! ```
 //!
 //! The encoded frames of the last `pre-roll` seconds (longer while an event awaits its
@@ -15,6 +16,11 @@
 //! second, written through unbuffered) or Matroska, under a `.partial` name until it holds
 //! something playable. A clip being written when the process dies is cut back to its last
 //! complete fragment and given its name when the element next starts.
+//!
+//! The camera's audio, on the `audio` request pad, is kept in a ring beside the video and
+//! goes into the clips from the same instant (G.711 transcoded to AAC for MP4, as the
+//! recorder does). The pad is the bin's own, not a ghost of a child sink: the bin's end of
+//! stream stays the video's.
 
 use super::{Format, Record};
 use gst::glib;
@@ -92,6 +98,8 @@ struct Clip {
     last: f64,
     stop_at: Option<f64>,
     bytes: u64,
+    /// The audio caps the writer was opened with (None: a clip without sound).
+    audio: Option<gst::Caps>,
 }
 
 #[derive(Default)]
@@ -104,6 +112,13 @@ struct State {
     clip: Option<Clip>,
     finishing: Vec<JoinHandle<()>>,
     warned_ring: bool,
+    /// The video's segment: the audio's running times are turned into its timestamps.
+    video_segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    audio_caps: Option<gst::Caps>,
+    audio_segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    /// Audio buffers, timestamped like the video, from the ring's first frame on.
+    audio_ring: VecDeque<gst::Buffer>,
+    audio_ring_bytes: u64,
 }
 
 pub struct MotionClips {
@@ -114,6 +129,7 @@ pub struct MotionClips {
     /// otherwise be announced between an event's verdict and its snapshot, and the event
     /// would get news after its clip, its last.
     announce: Mutex<()>,
+    audio_pad: Mutex<Option<gst::Pad>>,
     motion: gst::Element,
     objects: gst::Element,
 }
@@ -201,6 +217,7 @@ impl ObjectSubclass for MotionClips {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::default()),
             announce: Mutex::new(()),
+            audio_pad: Mutex::new(None),
             motion: make("motiondetect", "motion"),
             objects: make("objectdetect", "objects"),
         }
@@ -411,15 +428,88 @@ impl ElementImpl for MotionClips {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst::Caps::builder("video/x-h264").build();
-            vec![gst::PadTemplate::new(
-                "sink",
-                gst::PadDirection::Sink,
-                gst::PadPresence::Always,
-                &caps,
-            )
-            .unwrap()]
+            // What the clip writer takes: G.711 (transcoded for MP4), AAC and Opus.
+            let mut audio = gst::Caps::new_empty();
+            {
+                let a = audio.get_mut().expect("new caps");
+                a.append(gst::Caps::builder("audio/x-alaw").build());
+                a.append(gst::Caps::builder("audio/x-mulaw").build());
+                a.append(
+                    gst::Caps::builder("audio/mpeg")
+                        .field("mpegversion", 4i32)
+                        .build(),
+                );
+                a.append(gst::Caps::builder("audio/x-opus").build());
+            }
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "audio",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &audio,
+                )
+                .unwrap(),
+            ]
         });
         TEMPLATES.as_ref()
+    }
+
+    fn request_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        _name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let mut slot = self.audio_pad.lock().unwrap();
+        if slot.is_some() {
+            gst::warning!(CAT, imp = self, "a clip takes one audio stream");
+            return None;
+        }
+        let pad = gst::Pad::builder_from_template(templ)
+            .name("audio")
+            .chain_function(|_, parent, buffer| {
+                MotionClips::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| {
+                        imp.on_audio(buffer);
+                        Ok(gst::FlowSuccess::Ok)
+                    },
+                )
+            })
+            .event_function(|_, parent, event| {
+                MotionClips::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.audio_event(event),
+                )
+            })
+            .build();
+        let obj = self.obj();
+        if obj.current_state() > gst::State::Ready {
+            pad.set_active(true).ok()?;
+        }
+        obj.add_pad(&pad).ok()?;
+        *slot = Some(pad.clone());
+        Some(pad)
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        let _ = pad.set_active(false);
+        let _ = self.obj().remove_pad(pad);
+        *self.audio_pad.lock().unwrap() = None;
+        let mut st = self.state.lock().unwrap();
+        st.audio_caps = None;
+        st.audio_segment = None;
+        st.audio_ring.clear();
+        st.audio_ring_bytes = 0;
     }
 
     fn change_state(
@@ -700,6 +790,7 @@ impl MotionClips {
             last: f64::NAN,
             stop_at: None,
             bytes: 0,
+            audio: None,
         };
         gst::info!(CAT, imp = self, "event {id}: clip {}", clip.path.display());
         // From the last key frame at or before the motion start minus the pre-roll (or
@@ -727,6 +818,7 @@ impl MotionClips {
         &self,
         clip: &mut Clip,
         caps: &gst::Caps,
+        audio: Option<&gst::Caps>,
         format: Format,
         key: &gst::Buffer,
         wall: f64,
@@ -740,12 +832,13 @@ impl MotionClips {
             start,
             started,
             caps,
-            None,
+            audio,
             move |r| {
                 let _ = tx.send(r);
             },
         ) {
             Ok(w) => {
+                clip.audio = audio.filter(|_| w.has_audio()).cloned();
                 clip.writer = Some(w);
                 clip.report = Some(rx);
             }
@@ -790,12 +883,19 @@ impl MotionClips {
                 .map(|e| e.start_wall - (e.start - t))
                 .unwrap_or(0.0);
             let format = self.settings.lock().unwrap().format;
+            let audio = st.audio_caps.clone();
             let clip = st.clip.as_mut().expect("checked above");
-            self.open_writer(clip, &caps, format, b, wall);
+            self.open_writer(clip, &caps, audio.as_ref(), format, b, wall);
             if clip.writer.is_none() {
                 return false;
             }
             clip.first = t;
+            // The sound kept from this frame on; what comes next goes in live.
+            if let (Some(w), Some(_)) = (clip.writer.as_mut(), clip.audio.as_ref()) {
+                for a in st.audio_ring.iter() {
+                    w.push_audio(a.clone());
+                }
+            }
         }
         let Some(clip) = st.clip.as_mut() else {
             return false;
@@ -849,6 +949,14 @@ impl MotionClips {
                 st.caps = Some(caps.to_owned());
             }
         }
+        if let Some(seg) = sample
+            .segment()
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+        {
+            if st.video_segment.as_ref() != Some(seg) {
+                st.video_segment = Some(seg.clone());
+            }
+        }
         st.now = t;
         // A writer that failed (disk full, folder gone) is closed, not fed for ever: its
         // report says why when the clip is finished.
@@ -898,6 +1006,83 @@ impl MotionClips {
                 _ => break,
             }
         }
+        self.trim_audio(&mut st, settings.max_buffer);
+    }
+
+    /// The audio ring keeps what the video ring covers, within a share of its bytes.
+    fn trim_audio(&self, st: &mut State, max_buffer: u64) {
+        let from = st.ring.front().and_then(|(b, _)| b.pts());
+        while let Some(a) = st.audio_ring.front() {
+            let old = match (a.pts(), from) {
+                (Some(p), Some(f)) => p < f,
+                _ => false,
+            };
+            if !old && st.audio_ring_bytes <= max_buffer / 8 {
+                break;
+            }
+            st.audio_ring_bytes -= a.size() as u64;
+            st.audio_ring.pop_front();
+        }
+    }
+
+    /// A buffer of the camera's audio: timestamped like the video, into the clip being
+    /// written and the ring.
+    fn on_audio(&self, mut buffer: gst::Buffer) {
+        let max_buffer = self.settings.lock().unwrap().max_buffer;
+        let mut st = self.state.lock().unwrap();
+        let (Some(aseg), Some(vseg)) = (st.audio_segment.as_ref(), st.video_segment.as_ref())
+        else {
+            return;
+        };
+        let Some(pts) = buffer
+            .pts()
+            .and_then(|p| aseg.to_running_time(p))
+            .and_then(|rt| vseg.position_from_running_time(rt))
+        else {
+            return;
+        };
+        {
+            let b = buffer.make_mut();
+            b.set_pts(pts);
+            b.set_dts(gst::ClockTime::NONE);
+        }
+        let caps = st.audio_caps.clone();
+        if let Some(clip) = st.clip.as_mut() {
+            if clip.audio.is_some() && clip.audio == caps {
+                if let Some(w) = clip.writer.as_mut() {
+                    w.push_audio(buffer.clone());
+                }
+            }
+        }
+        st.audio_ring_bytes += buffer.size() as u64;
+        st.audio_ring.push_back(buffer);
+        self.trim_audio(&mut st, max_buffer);
+    }
+
+    fn audio_event(&self, event: gst::Event) -> bool {
+        let mut st = self.state.lock().unwrap();
+        match event.view() {
+            gst::EventView::Caps(c) => {
+                let caps = c.caps_owned();
+                if st.audio_caps.as_ref() != Some(&caps) {
+                    gst::debug!(CAT, imp = self, "audio caps {caps}");
+                    // Buffers of other caps cannot go into the same track.
+                    st.audio_ring.clear();
+                    st.audio_ring_bytes = 0;
+                    st.audio_caps = Some(caps);
+                }
+            }
+            gst::EventView::Segment(e) => {
+                st.audio_segment = e.segment().downcast_ref::<gst::ClockTime>().cloned();
+            }
+            gst::EventView::FlushStop(_) => {
+                st.audio_ring.clear();
+                st.audio_ring_bytes = 0;
+            }
+            // The end of the audio ends nothing: the bin's end is the video's.
+            _ => {}
+        }
+        true
     }
 
     /// Ends the clip being written: EOS to its writer, then, on another thread, wait for
@@ -920,6 +1105,7 @@ impl MotionClips {
         let Some(report) = clip.report else {
             return;
         };
+        let has_audio = clip.audio.is_some();
         let done = clip.writer.and_then(Writer::close);
         let weak = self.obj().downgrade();
         let handle = std::thread::spawn(move || {
@@ -992,6 +1178,7 @@ impl MotionClips {
                     .field("duration", clip.last - clip.first)
                     .field("start-wall-time", first.start_wall)
                     .field("bytes", clip.bytes)
+                    .field("audio", has_audio)
                     .build(),
             );
         });
