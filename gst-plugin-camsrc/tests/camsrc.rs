@@ -951,3 +951,47 @@ fn video_stopping_while_audio_flows_is_a_restart() {
     );
     assert_recovers(r, Duration::from_secs(20), "video again after the stall");
 }
+
+#[test]
+fn the_three_sources_share_one_reconnect_vocabulary() {
+    init();
+    let shared = [
+        ("timeout", "stall-timeout", 25u32.to_value()),
+        ("max-reconnects", "max-restarts", 3i32.to_value()),
+        ("reconnect-delay", "restart-delay", 250u32.to_value()),
+        (
+            "max-reconnect-delay",
+            "max-restart-delay",
+            8000u32.to_value(),
+        ),
+    ];
+    for name in ["kasasrc", "tutksrc", "camsrc"] {
+        let e = gst::ElementFactory::make(name).build().unwrap();
+        for (p, _, _) in &shared {
+            assert!(e.find_property(p).is_some(), "{name} has no {p}");
+        }
+    }
+    // On camsrc the shared names and its older ones are one setting, with one default.
+    for (new, old, v) in shared {
+        let c = gst::ElementFactory::make("camsrc").build().unwrap();
+        let (pn, po) = (c.find_property(new).unwrap(), c.find_property(old).unwrap());
+        assert_eq!(
+            pn.default_value().serialize().unwrap(),
+            po.default_value().serialize().unwrap(),
+            "{new}"
+        );
+        c.set_property_from_value(new, &v);
+        assert_eq!(
+            c.property_value(old).serialize().unwrap(),
+            v.serialize().unwrap(),
+            "{new} -> {old}"
+        );
+        let c = gst::ElementFactory::make("camsrc").build().unwrap();
+        c.set_property_from_value(old, &v);
+        assert_eq!(
+            c.property_value(new).serialize().unwrap(),
+            v.serialize().unwrap(),
+            "{old} -> {new}"
+        );
+    }
+}

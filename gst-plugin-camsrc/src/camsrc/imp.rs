@@ -346,6 +346,37 @@ impl ObjectImpl for CamSrc {
                     .default_value(DEFAULT_MAX_RESTARTS)
                     .mutable_ready()
                     .build(),
+                // kasasrc's and tutksrc's names for the same four settings, so that one
+                // vocabulary works on the three sources (docs/camsrc.md has the table).
+                glib::ParamSpecUInt::builder("timeout")
+                    .nick("Timeout")
+                    .blurb("Same as stall-timeout (kasasrc's and tutksrc's name): seconds without data before the source is rebuilt")
+                    .minimum(1)
+                    .maximum(3600)
+                    .default_value(DEFAULT_STALL_TIMEOUT_S)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("reconnect-delay")
+                    .nick("Reconnect delay")
+                    .blurb("Same as restart-delay (kasasrc's and tutksrc's name): milliseconds before the first new attempt, doubled per failure")
+                    .maximum(600_000)
+                    .default_value(DEFAULT_RESTART_DELAY_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-reconnect-delay")
+                    .nick("Maximum reconnect delay")
+                    .blurb("Same as max-restart-delay (kasasrc's and tutksrc's name): cap of the backoff, in milliseconds")
+                    .maximum(3_600_000)
+                    .default_value(DEFAULT_MAX_RESTART_DELAY_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("max-reconnects")
+                    .nick("Maximum reconnects")
+                    .blurb("Same as max-restarts (kasasrc's and tutksrc's name): attempts in a row without data before an error (-1 = never give up)")
+                    .minimum(-1)
+                    .default_value(DEFAULT_MAX_RESTARTS)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb("Latency in milliseconds: the RTSP jitter buffer, and what camsrc reports to the pipeline")
@@ -392,10 +423,12 @@ impl ObjectImpl for CamSrc {
                     .filter(|u| !u.is_empty())
             }
             "password" => s.password = value.get().unwrap(),
-            "stall-timeout" => s.stall_timeout = value.get().unwrap(),
-            "restart-delay" => s.restart_delay = value.get().unwrap(),
-            "max-restart-delay" => s.max_restart_delay = value.get().unwrap(),
-            "max-restarts" => s.max_restarts = value.get().unwrap(),
+            "stall-timeout" | "timeout" => s.stall_timeout = value.get().unwrap(),
+            "restart-delay" | "reconnect-delay" => s.restart_delay = value.get().unwrap(),
+            "max-restart-delay" | "max-reconnect-delay" => {
+                s.max_restart_delay = value.get().unwrap()
+            }
+            "max-restarts" | "max-reconnects" => s.max_restarts = value.get().unwrap(),
             "latency" => s.latency = value.get().unwrap(),
             "rtsp-transport" => {
                 let v: Option<String> = value.get().unwrap();
@@ -420,10 +453,10 @@ impl ObjectImpl for CamSrc {
             "uri" => s.uri.as_ref().map(CamUri::redacted).to_value(),
             "username" => s.username.to_value(),
             "password" => None::<String>.to_value(),
-            "stall-timeout" => s.stall_timeout.to_value(),
-            "restart-delay" => s.restart_delay.to_value(),
-            "max-restart-delay" => s.max_restart_delay.to_value(),
-            "max-restarts" => s.max_restarts.to_value(),
+            "stall-timeout" | "timeout" => s.stall_timeout.to_value(),
+            "restart-delay" | "reconnect-delay" => s.restart_delay.to_value(),
+            "max-restart-delay" | "max-reconnect-delay" => s.max_restart_delay.to_value(),
+            "max-restarts" | "max-reconnects" => s.max_restarts.to_value(),
             "latency" => s.latency.to_value(),
             "rtsp-transport" => s.rtsp_transport.to_value(),
             "audio" => s.audio.to_value(),
