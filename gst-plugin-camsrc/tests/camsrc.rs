@@ -3,9 +3,9 @@
 //! freezes), real RTSP with digest auth from gst-rtsp-server, and `kasa-sim` for
 //! `kasa://` through kasasrc.
 
+use cam_session::Secret;
 use gst::glib;
 use gst::prelude::*;
-use kasa_protocol::auth::Secret;
 use kasa_sim::{Fault, SimConfig, Simulator};
 use std::path::PathBuf;
 use std::process::Command;

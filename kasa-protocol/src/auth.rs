@@ -5,51 +5,18 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use std::fmt;
-
-/// A string that must never reach a log, an error or a bus message.
-///
-/// `Debug` and `Display` print `<redacted>`; the only way to the bytes is
-/// [`Secret::expose`], which call sites use exactly where the value goes on the wire.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use cam_session::Secret;
 
 /// The inner form the camera expects as the Basic password: `base64(password)`.
 pub fn inner_password(password: &Secret) -> Secret {
-    Secret(STANDARD.encode(password.expose()))
+    Secret::new(STANDARD.encode(password.expose()))
 }
 
 /// The full `Authorization` header value for a Kasa camera.
 pub fn authorization_header(username: &str, password: &Secret) -> Secret {
     let inner = inner_password(password);
     let creds = format!("{}:{}", username, inner.expose());
-    Secret(format!("Basic {}", STANDARD.encode(creds)))
+    Secret::new(format!("Basic {}", STANDARD.encode(creds)))
 }
 
 /// Every form of the password that could leak: plain, inner base64, and the whole
@@ -76,7 +43,7 @@ pub fn decode_basic(value: &str) -> Option<(String, Secret)> {
     let raw = STANDARD.decode(b64.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (user, pass) = text.split_once(':')?;
-    Some((user.to_string(), Secret(pass.to_string())))
+    Some((user.to_string(), Secret::new(pass.to_string())))
 }
 
 #[cfg(test)]

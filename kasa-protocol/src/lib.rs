@@ -13,7 +13,6 @@
 //! * [`chunked`]: a streaming de-chunker;
 //! * [`multipart`]: the part framer with bounded buffering and resynchronisation;
 //! * [`h264`]: just enough Annex-B inspection to find key frames and parameter sets;
-//! * [`timing`]: camera-timestamp to running-time mapping and reconnect backoff.
 //! * [`discovery`]: the UDP 9999 device discovery (XOR "autokey" JSON).
 //!
 //! See `docs/kasa-protocol.md` in the repository for the facts these follow.
@@ -25,7 +24,6 @@ pub mod h264;
 pub mod http;
 pub mod multipart;
 pub mod stream;
-pub mod timing;
 pub mod tls;
 
 /// The TCP port of the camera's HTTPS stream server.

@@ -7,27 +7,9 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// A password or licence key: never printed, not even by `{:?}`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// A password or licence key: never printed, not even by `{:?}` (the one type every
+/// camera session uses).
+pub use cam_session::Secret;
 
 /// A camera answering a LAN search.
 #[derive(Clone, Debug, PartialEq, Eq)]

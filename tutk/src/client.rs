@@ -226,8 +226,7 @@ pub fn stream(
 
 /// `reconnect_delay`, doubling per failure up to `max_reconnect_delay`.
 fn backoff(opts: &StreamOptions, failures: u32) -> Duration {
-    let f = 1u32 << failures.saturating_sub(1).min(16);
-    (opts.reconnect_delay * f).min(opts.max_reconnect_delay.max(opts.reconnect_delay))
+    cam_session::timing::backoff_delay(opts.reconnect_delay, opts.max_reconnect_delay, failures)
 }
 
 struct Buffers {

@@ -10,12 +10,12 @@
 //! covering the outage. See `docs/camsrc.md`.
 
 use crate::uri::CamUri;
+use cam_session::timing::Backoff;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_cam_common::padqueue::PadQueue;
 use gst_cam_common::srcpad;
-use kasa_protocol::timing::Backoff;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};

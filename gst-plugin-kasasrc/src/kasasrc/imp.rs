@@ -5,6 +5,7 @@
 
 use crate::client::{Canceller, ClientError, Connection, Endpoint};
 use bytes::Bytes;
+use cam_session::timing::{Backoff, PtsMapper, Stream};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -14,7 +15,6 @@ use gst_cam_common::uri::{percent_decode, percent_encode};
 use kasa_protocol::auth::Secret;
 use kasa_protocol::h264::{parameter_sets, AccessUnitInfo};
 use kasa_protocol::multipart::{Part, PartKind, DEFAULT_MAX_PART_SIZE};
-use kasa_protocol::timing::{Backoff, PtsMapper, Stream};
 use kasa_protocol::tls::Fingerprint;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};

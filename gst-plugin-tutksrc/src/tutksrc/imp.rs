@@ -6,13 +6,13 @@
 //! and `avClientExit`.
 
 use crate::uri::parse as parse_uri;
+use cam_session::timing::{PtsMapper, Stream};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_cam_common::padqueue::{Enqueued, PadQueue};
 use gst_cam_common::srcpad;
 use gst_cam_common::uri::percent_encode;
-use kasa_protocol::timing::{PtsMapper, Stream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};

@@ -100,6 +100,13 @@ impl PtsMapper {
     }
 }
 
+/// The delay after the `failures`-th failure in a row (1 for the first): `initial`,
+/// doubled per failure, at most `max` (and never less than `initial`).
+pub fn backoff_delay(initial: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(20);
+    initial.saturating_mul(factor).min(max.max(initial))
+}
+
 /// Capped exponential backoff between reconnection attempts.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -119,9 +126,8 @@ impl Backoff {
 
     /// The delay before the next attempt, and count it.
     pub fn next_delay(&mut self) -> Duration {
-        let factor = 1u32.checked_shl(self.attempt.min(20)).unwrap_or(u32::MAX);
         self.attempt = self.attempt.saturating_add(1);
-        self.initial.saturating_mul(factor).min(self.max)
+        backoff_delay(self.initial, self.max, self.attempt)
     }
 
     /// Attempts made since the last success.
@@ -175,6 +181,19 @@ mod tests {
         let late = m.map(Stream::Video, Some(1.0), 1000 * MS + MAX_LATE + 10 * MS);
         assert!(late.discont);
         assert_eq!(late.pts, 1000 * MS + MAX_LATE + 10 * MS);
+    }
+
+    #[test]
+    fn backoff_delay_doubles_per_failure_to_the_cap() {
+        let (ms, s) = (Duration::from_millis, Duration::from_secs);
+        let d: Vec<u128> = (1..6)
+            .map(|n| backoff_delay(ms(500), s(3), n).as_millis())
+            .collect();
+        assert_eq!(d, [500, 1000, 2000, 3000, 3000]);
+        assert_eq!(backoff_delay(ms(500), s(3), u32::MAX), s(3));
+        // A cap below the first delay is the first delay.
+        assert_eq!(backoff_delay(s(2), s(1), 4), s(2));
+        assert_eq!(backoff_delay(ms(0), s(1), 7), ms(0));
     }
 
     #[test]
