@@ -600,3 +600,60 @@ fn a_clip_cut_by_kill_9_plays_and_is_recovered_at_the_next_start() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The decoded frames go out of the `raw` request pad too, up to the end of the stream, as
+/// decoded pictures at the stream's size.
+#[test]
+fn the_raw_pad_gives_the_decoded_frames() {
+    init();
+    let dir = tmpdir("raw");
+    let p = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=10/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 \
+         ! motionclips name=clips location={} \
+         clips.raw ! appsink name=frames sync=false",
+        dir.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let clips = p.by_name("clips").unwrap();
+    assert!(clips.static_pad("raw").is_some_and(|r| r.is_linked()));
+    let sink = p
+        .by_name("frames")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let frames: Arc<Mutex<Vec<(u32, u32)>>> = Arc::default();
+    let f2 = frames.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+                f2.lock().unwrap().push((info.width(), info.height()));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    p.set_state(gst::State::Playing).unwrap();
+    let end = p.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let state = p.state(gst::ClockTime::ZERO);
+    p.set_state(gst::State::Null).unwrap();
+    let frames = frames.lock().unwrap();
+    assert!(
+        matches!(
+            end.as_ref().map(|m| m.view()),
+            Some(gst::MessageView::Eos(_))
+        ),
+        "{end:?}; {} frames; {state:?}",
+        frames.len()
+    );
+    // Its queue is leaky: a busy machine may drop some, never add any.
+    assert!((1..=30).contains(&frames.len()), "{} frames", frames.len());
+    assert!(frames.iter().all(|f| *f == (320, 240)), "{frames:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,14 +2,19 @@
 //!
 //! ```text
 //! camsrc ─ tee ─ queue ─ ringrecorder                     (record; the camera's audio too)
-//!              ├ queue(GOP-dropping) ─ decodebin ─ videoconvert ─ jpegenc ─ tee ─ appsink → web app live view
-//!              │                                                          └ mjpeghttpsink (mjpeg port)
 //!              ├ queue ─ motionclips                       (motion: motiondetect, objectdetect, clips)
+//!              │           └ raw ─ videoconvert ─ jpegenc ─ tee ─ appsink → web app live view
+//!              │                                              └ mjpeghttpsink (mjpeg port)
 //!              ├ queue(leaky) ─ appsink → restream::Feed   (RTSP clients, `[rtsp]`)
 //!              └ queue(leaky) ─ appsink → restream::LiveFeed (the web app's MP4 live view)
 //! camsrc audio ─ tee ─ queue ─ ringrecorder, ├ queue ─ motionclips, └ queue(leaky) ─ appsink → Feed
 //!                    └ queue(leaky) ─ decodebin ─ voaacenc ─ appsink → LiveFeed
 //! ```
+//!
+//! The live view's pictures come from the motion analysis's decoder (motionclips' `raw`
+//! pad, or the tee after the decoder of an analysis without clips), so a camera is
+//! decoded once. A camera without motion analysis gets a decoder of its own for them,
+//! behind a queue that drops whole GOPs.
 //!
 //! camsrc reconnects by itself, so a camera that is offline or reboots never stops the
 //! daemon. The bus messages become [`Event`]s, [`Status`] records and the recorder's
@@ -138,15 +143,11 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
     }
     let mut http = None;
     let mut hub = None;
+    let analysing = cam.motion.as_ref().is_some_and(|m| m.enabled);
+    // The live view's input while the analysis is still to be built: linked to its
+    // decoded frames then.
+    let mut live_input = None;
     if cam.live_view(cfg.web.is_some()) {
-        // The decoder may fall behind: whole GOPs are dropped, never single frames.
-        let (q, _) = gst_cam_common::decodequeue::decoder_queue(
-            None,
-            gst::ClockTime::from_mseconds(500),
-            2 * gst::ClockTime::SECOND,
-        )
-        .map_err(|e| e.to_string())?;
-        let decode = make("decodebin")?;
         // The JPEG frames go to the web app's live view, and to the camera's own MJPEG
         // port when it has one.
         let port = cam
@@ -163,16 +164,29 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
             ));
         }
         let rest = gst::parse::bin_from_description(&desc, true).map_err(|e| e.to_string())?;
-        pipeline
-            .add_many([&q, &decode, rest.upcast_ref()])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([&tee, &q, &decode]).map_err(|e| e.to_string())?;
+        pipeline.add(&rest).map_err(|e| e.to_string())?;
         let sink = rest.static_pad("sink").ok_or("no sink pad")?;
-        decode.connect_pad_added(move |_, pad| {
-            if !sink.is_linked() {
-                let _ = pad.link(&sink);
-            }
-        });
+        if analysing {
+            live_input = Some(sink);
+        } else {
+            // The decoder may fall behind: whole GOPs are dropped, never single frames.
+            let (q, _) = gst_cam_common::decodequeue::decoder_queue(
+                None,
+                gst::ClockTime::from_mseconds(500),
+                2 * gst::ClockTime::SECOND,
+            )
+            .map_err(|e| e.to_string())?;
+            let decode = make("decodebin")?;
+            pipeline
+                .add_many([&q, &decode])
+                .map_err(|e| e.to_string())?;
+            gst::Element::link_many([&tee, &q, &decode]).map_err(|e| e.to_string())?;
+            decode.connect_pad_added(move |_, pad| {
+                if !sink.is_linked() {
+                    let _ = pad.link(&sink);
+                }
+            });
+        }
         http = rest.by_name("http");
         let h = Arc::new(Hub::new());
         let live = rest
@@ -233,12 +247,41 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
             let bin = gst::Bin::new();
             let decode = make("decodebin")?;
             let rest = gst::parse::bin_from_description(
-                "videoconvert ! motiondetect name=motion ! objectdetect name=objects ! fakesink sync=false async=false",
+                "tee name=raw allow-not-linked=true \
+                 ! queue max-size-buffers=3 max-size-bytes=0 max-size-time=0 \
+                 ! videoconvert ! motiondetect name=motion ! objectdetect name=objects \
+                 ! fakesink sync=false async=false",
                 true,
             )
             .map_err(|e| e.to_string())?;
             bin.add_many([&decode, rest.upcast_ref()])
                 .map_err(|e| e.to_string())?;
+            // The decoded frames for the live view, as motionclips' `raw` pad gives them:
+            // behind a leaky queue on its own thread.
+            if live_input.is_some() {
+                let t = rest
+                    .by_name("raw")
+                    .and_then(|t| t.request_pad_simple("src_%u"))
+                    .ok_or("no raw tee")?;
+                let rq = gst::ElementFactory::make("queue")
+                    .property("max-size-buffers", 2u32)
+                    .property("max-size-bytes", 0u32)
+                    .property("max-size-time", 0u64)
+                    .property_from_str("leaky", "downstream")
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rest.add(&rq).map_err(|e| e.to_string())?;
+                t.link(&rq.static_pad("sink").ok_or("queue")?)
+                    .map_err(|e| e.to_string())?;
+                let inner = gst::GhostPad::with_target(&rq.static_pad("src").ok_or("queue")?)
+                    .map_err(|e| e.to_string())?;
+                rest.add_pad(&inner).map_err(|e| e.to_string())?;
+                let outer = gst::GhostPad::builder_with_target(&inner)
+                    .map_err(|e| e.to_string())?
+                    .name("raw")
+                    .build();
+                bin.add_pad(&outer).map_err(|e| e.to_string())?;
+            }
             let sink = rest.static_pad("sink").ok_or("no sink pad")?;
             decode.connect_pad_added(move |_, pad| {
                 if !sink.is_linked() {
@@ -295,6 +338,14 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
             .add_many([&q, &analysis])
             .map_err(|e| e.to_string())?;
         gst::Element::link_many([&tee, &q, &analysis]).map_err(|e| e.to_string())?;
+        if let Some(input) = live_input.take() {
+            let raw = analysis
+                .static_pad("raw")
+                .or_else(|| analysis.request_pad_simple("raw"))
+                .ok_or("the analysis gives no decoded frames")?;
+            raw.link(&input)
+                .map_err(|e| format!("camera {name:?}: the live view's pictures: {e}"))?;
+        }
     }
     // The RTSP clients' feed: video from the tee now, audio once the camera shows it has
     // some.
@@ -732,6 +783,56 @@ pub fn data_dir(cfg: &Config, cam: &Camera) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The live view takes its pictures from the analysis's decoder, with clips and
+    /// without; a camera without analysis has one decoder for the live view.
+    #[test]
+    fn a_camera_is_decoded_once() {
+        init().unwrap();
+        for motion in [
+            "motion = { record = \"all\" }\n",
+            "motion = { clips = false }\n",
+            "",
+        ] {
+            let text = format!(
+                "[general]\ndata-dir = \"/nonexistent/homecam\"\n\n[[camera]]\nname = \"hall\"\n\
+                 uri = \"rtsp://127.0.0.1:1/stream2\"\nmjpeg = {{ port = 1, bind = \"127.0.0.1\" }}\n{motion}"
+            );
+            let cfg = Config::parse(&text).unwrap();
+            let (tx, _rx) = mpsc::channel();
+            let run = build(&cfg, &cfg.cameras[0], tx).unwrap();
+            let all: Vec<gst::Element> = run
+                .pipeline
+                .iterate_recurse()
+                .into_iter()
+                .flatten()
+                .collect();
+            let count = |f: &str| {
+                all.iter()
+                    .filter(|e| e.factory().is_some_and(|x| x.name() == f))
+                    .count()
+            };
+            // motionclips decodes with avdec_h264; the others through a decodebin.
+            assert_eq!(
+                count("decodebin") + count("avdec_h264"),
+                1,
+                "{motion:?}: {:?}",
+                all.iter().map(|e| e.name()).collect::<Vec<_>>()
+            );
+            assert_eq!(count("jpegenc"), 1, "{motion:?}: the live view");
+            // Fed from the analysis's decoded frames when there is one.
+            if !motion.is_empty() {
+                let analysis = all
+                    .iter()
+                    .find(|e| e.static_pad("raw").is_some())
+                    .expect("the analysis's raw pad");
+                assert!(
+                    analysis.static_pad("raw").unwrap().is_linked(),
+                    "{motion:?}"
+                );
+            }
+        }
+    }
 
     /// The `[camera.motion]` tuning reaches the elements, with clips and without.
     #[test]

@@ -2,9 +2,14 @@
 //!
 //! ```text
 //! sink ─ h264parse ─ tee ─ queue ─ appsink ·········· ring of encoded frames ─→ clip writers
-//!                        └ queue(drops whole GOPs) ─ avdec_h264 ─ videoconvert ─ motion ─ objects ─ fakesink
-//! audio (request pad) ···································· ring of audio buffers ─↗
+//!                        └ queue(drops whole GOPs) ─ avdec_h264 ─ tee ─ queue ─ videoconvert ─ motion ─ objects ─ fakesink
+//!                                                                   └ queue(leaky) ─ raw (request pad)
+//! audio (request pad) ···································· ring of audio buffers ─→ clip writers
 //! ```
+//!
+//! The `raw` request pad gives the decoded frames to whoever else wants pictures of the
+//! camera (homecam's live view and MJPEG), so that a camera is decoded once. Its leaky
+//! queue (2 frames) runs it on its own thread: the analysis never waits for it.
 //!
 //! The encoded frames of the last `pre-roll` seconds (longer while an event awaits its
 //! verdict) stay in a ring. When an event qualifies (confirmed, or any with `record=all`),
@@ -112,6 +117,9 @@ struct State {
     clip: Option<Clip>,
     finishing: Vec<JoinHandle<()>>,
     warned_ring: bool,
+    /// Which branches have seen the end of stream (the clips are finished after both).
+    clips_ended: bool,
+    analysis_ended: bool,
     /// The video's segment: the audio's running times are turned into its timestamps.
     video_segment: Option<gst::FormattedSegment<gst::ClockTime>>,
     audio_caps: Option<gst::Caps>,
@@ -132,6 +140,8 @@ pub struct MotionClips {
     audio_pad: Mutex<Option<gst::Pad>>,
     motion: gst::Element,
     objects: gst::Element,
+    /// The decoded frames' tee (the `raw` request pad's source).
+    raw: gst::Element,
 }
 
 fn is_key(b: &gst::BufferRef) -> bool {
@@ -220,6 +230,7 @@ impl ObjectSubclass for MotionClips {
             audio_pad: Mutex::new(None),
             motion: make("motiondetect", "motion"),
             objects: make("objectdetect", "objects"),
+            raw: make("tee", "raw"),
         }
     }
 }
@@ -360,6 +371,14 @@ impl ObjectImpl for MotionClips {
         )
         .expect("element queue is missing");
         let dec = make("avdec_h264");
+        // The decoded frames' tee: the analysis, and the `raw` pad when requested. The
+        // analysis runs on a thread of its own behind a short queue: its sink waits in
+        // PAUSED, and the `raw` consumer must get its first frame meanwhile to preroll.
+        self.raw.set_property("allow-not-linked", true);
+        let q3 = make("queue");
+        q3.set_property("max-size-buffers", 3u32);
+        q3.set_property("max-size-bytes", 0u32);
+        q3.set_property("max-size-time", 0u64);
         let conv = make("videoconvert");
         let fake = make("fakesink");
         fake.set_property("sync", false);
@@ -371,6 +390,8 @@ impl ObjectImpl for MotionClips {
             sink.upcast_ref(),
             &q2,
             &dec,
+            &self.raw,
+            &q3,
             &conv,
             &self.motion,
             &self.objects,
@@ -378,8 +399,18 @@ impl ObjectImpl for MotionClips {
         ])
         .expect("add");
         gst::Element::link_many([&parse, &tee, &q1, sink.upcast_ref()]).expect("link");
-        gst::Element::link_many([&tee, &q2, &dec, &conv, &self.motion, &self.objects, &fake])
-            .expect("link");
+        gst::Element::link_many([
+            &tee,
+            &q2,
+            &dec,
+            &self.raw,
+            &q3,
+            &conv,
+            &self.motion,
+            &self.objects,
+            &fake,
+        ])
+        .expect("link");
         let pad = parse.static_pad("sink").expect("sink pad");
         let ghost = gst::GhostPad::builder_from_template_with_target(
             &obj.pad_template("sink").expect("template"),
@@ -402,11 +433,38 @@ impl ObjectImpl for MotionClips {
                 })
                 .eos(move |_| {
                     if let Some(obj) = weak2.upgrade() {
-                        obj.imp().finish_all("end of stream");
+                        obj.imp().branch_ended(true);
                     }
                 })
                 .build(),
         );
+        // The analysis's end: its last verdicts and snapshots are on the bus by then.
+        let weak3 = obj.downgrade();
+        let probes = [
+            (fake.static_pad("sink"), false),
+            (sink.static_pad("sink"), true),
+        ];
+        for (pad, clips) in probes {
+            let weak = weak3.clone();
+            pad.expect("sink pad").add_probe(
+                gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::EVENT_FLUSH,
+                move |_, info| {
+                    let Some(obj) = weak.upgrade() else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    match info.event().map(|e| e.type_()) {
+                        Some(gst::EventType::Eos) if !clips => obj.imp().branch_ended(false),
+                        Some(gst::EventType::FlushStop) => {
+                            let mut st = obj.imp().state.lock().unwrap();
+                            st.clips_ended = false;
+                            st.analysis_ended = false;
+                        }
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
     }
 }
 
@@ -456,60 +514,89 @@ impl ElementImpl for MotionClips {
                     &audio,
                 )
                 .unwrap(),
+                gst::PadTemplate::new(
+                    "raw",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Request,
+                    &gst::Caps::builder("video/x-raw").build(),
+                )
+                .unwrap(),
             ]
         });
         TEMPLATES.as_ref()
     }
 
+    /// `audio`: the bin's own sink pad (the audio's end is not the bin's). `raw`: one
+    /// branch of the decoded frames' tee behind a leaky queue of its own (its own thread
+    /// too: a consumer still prerolling, or slow, never waits for the analysis, nor the
+    /// analysis for it).
     fn request_new_pad(
         &self,
         templ: &gst::PadTemplate,
         _name: Option<&str>,
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
-        let mut slot = self.audio_pad.lock().unwrap();
-        if slot.is_some() {
-            gst::warning!(CAT, imp = self, "a clip takes one audio stream");
+        if templ.name_template() == "audio" {
+            return self.request_audio_pad(templ);
+        }
+        let obj = self.obj();
+        if obj.static_pad("raw").is_some() {
+            gst::warning!(CAT, imp = self, "the raw pad is already taken");
             return None;
         }
-        let pad = gst::Pad::builder_from_template(templ)
-            .name("audio")
-            .chain_function(|_, parent, buffer| {
-                MotionClips::catch_panic_pad_function(
-                    parent,
-                    || Err(gst::FlowError::Error),
-                    |imp| {
-                        imp.on_audio(buffer);
-                        Ok(gst::FlowSuccess::Ok)
-                    },
-                )
-            })
-            .event_function(|_, parent, event| {
-                MotionClips::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.audio_event(event),
-                )
-            })
-            .build();
-        let obj = self.obj();
-        if obj.current_state() > gst::State::Ready {
-            pad.set_active(true).ok()?;
-        }
-        obj.add_pad(&pad).ok()?;
-        *slot = Some(pad.clone());
-        Some(pad)
+        let queue = gst::ElementFactory::make("queue")
+            .name("raw-queue")
+            .property("max-size-buffers", 2u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 0u64)
+            .property_from_str("leaky", "downstream")
+            .build()
+            .ok()?;
+        obj.add(&queue).ok()?;
+        let undo = |queue: &gst::Element| {
+            let _ = queue.set_state(gst::State::Null);
+            let _ = obj.remove(queue);
+        };
+        let Some(tee_pad) = self.raw.request_pad_simple("src_%u") else {
+            undo(&queue);
+            return None;
+        };
+        let sink = queue.static_pad("sink").expect("queue sink");
+        let src = queue.static_pad("src").expect("queue src");
+        let ghost = tee_pad
+            .link(&sink)
+            .ok()
+            .and_then(|_| gst::GhostPad::builder_from_template_with_target(templ, &src).ok())
+            .map(|b| b.name("raw").build());
+        let Some(ghost) = ghost.filter(|g| {
+            let _ = queue.sync_state_with_parent();
+            if obj.current_state() > gst::State::Null {
+                let _ = g.set_active(true);
+            }
+            obj.add_pad(g).is_ok()
+        }) else {
+            gst::warning!(CAT, imp = self, "cannot make the raw pad");
+            self.raw.release_request_pad(&tee_pad);
+            undo(&queue);
+            return None;
+        };
+        Some(ghost.upcast())
     }
 
     fn release_pad(&self, pad: &gst::Pad) {
+        if pad.direction() == gst::PadDirection::Sink {
+            return self.release_audio_pad(pad);
+        }
+        let obj = self.obj();
         let _ = pad.set_active(false);
-        let _ = self.obj().remove_pad(pad);
-        *self.audio_pad.lock().unwrap() = None;
-        let mut st = self.state.lock().unwrap();
-        st.audio_caps = None;
-        st.audio_segment = None;
-        st.audio_ring.clear();
-        st.audio_ring_bytes = 0;
+        let _ = obj.remove_pad(pad);
+        if let Some(queue) = obj.by_name("raw-queue") {
+            if let Some(tee_pad) = queue.static_pad("sink").and_then(|s| s.peer()) {
+                self.raw.release_request_pad(&tee_pad);
+            }
+            let _ = queue.set_state(gst::State::Null);
+            let _ = obj.remove(&queue);
+        }
     }
 
     fn change_state(
@@ -532,6 +619,9 @@ impl ElementImpl for MotionClips {
         if transition == gst::StateChange::PausedToReady {
             // Stopped without EOS: what was recorded is still closed properly.
             self.finish_all("stopped");
+            let mut st = self.state.lock().unwrap();
+            st.clips_ended = false;
+            st.analysis_ended = false;
         }
         let r = self.parent_change_state(transition);
         if transition == gst::StateChange::ReadyToNull {
@@ -575,6 +665,53 @@ impl BinImpl for MotionClips {
 }
 
 impl MotionClips {
+    /// The `audio` request pad.
+    fn request_audio_pad(&self, templ: &gst::PadTemplate) -> Option<gst::Pad> {
+        let mut slot = self.audio_pad.lock().unwrap();
+        if slot.is_some() {
+            gst::warning!(CAT, imp = self, "a clip takes one audio stream");
+            return None;
+        }
+        let pad = gst::Pad::builder_from_template(templ)
+            .name("audio")
+            .chain_function(|_, parent, buffer| {
+                MotionClips::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| {
+                        imp.on_audio(buffer);
+                        Ok(gst::FlowSuccess::Ok)
+                    },
+                )
+            })
+            .event_function(|_, parent, event| {
+                MotionClips::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.audio_event(event),
+                )
+            })
+            .build();
+        let obj = self.obj();
+        if obj.current_state() > gst::State::Ready {
+            pad.set_active(true).ok()?;
+        }
+        obj.add_pad(&pad).ok()?;
+        *slot = Some(pad.clone());
+        Some(pad)
+    }
+
+    fn release_audio_pad(&self, pad: &gst::Pad) {
+        let _ = pad.set_active(false);
+        let _ = self.obj().remove_pad(pad);
+        *self.audio_pad.lock().unwrap() = None;
+        let mut st = self.state.lock().unwrap();
+        st.audio_caps = None;
+        st.audio_segment = None;
+        st.audio_ring.clear();
+        st.audio_ring_bytes = 0;
+    }
+
     /// Clips that a crash cut short: cut back to their last complete fragment and given
     /// their names (or removed when nothing in them plays), each announced.
     fn recover(&self, dir: &Path) {
@@ -1184,6 +1321,31 @@ impl MotionClips {
         });
         st.finishing.retain(|h| !h.is_finished());
         st.finishing.push(handle);
+    }
+
+    /// One branch (the clips' or the analysis's) reached the end of stream. The clips are
+    /// finished when both have: a clip finished at the encoded branch's end, while the
+    /// analysis (on its own thread, behind) still had frames to judge, lost its events'
+    /// verdicts and snapshots. The bin posts its EOS after both, so after the clips.
+    fn branch_ended(&self, clips: bool) {
+        let both = {
+            let mut st = self.state.lock().unwrap();
+            if clips {
+                st.clips_ended = true;
+            } else {
+                st.analysis_ended = true;
+            }
+            st.clips_ended && st.analysis_ended
+        };
+        gst::debug!(
+            CAT,
+            imp = self,
+            "end of stream on the {} branch",
+            if clips { "clips" } else { "analysis" }
+        );
+        if both {
+            self.finish_all("end of stream");
+        }
     }
 
     /// Closes the clip in progress and waits until every clip is on disk.
