@@ -4,9 +4,11 @@
 //!
 //! * [`timing`]: camera timestamps mapped onto running time (`docs/timestamps.md`), and
 //!   the reconnect backoff every source uses;
+//! * [`uri`]: one splitter for camera URIs (credentials out, a redacted form);
 //! * [`Secret`]: a password, licence key or derived credential that never prints.
 
 pub mod secret;
 pub mod timing;
+pub mod uri;
 
 pub use secret::Secret;

@@ -1,6 +1,6 @@
 //! `tutk://` URIs, apart from the element so they can be fuzzed.
 
-use gst_cam_common::uri::percent_decode;
+use cam_session::uri::CamUri;
 use tutk::Secret;
 
 #[derive(Debug)]
@@ -15,36 +15,22 @@ pub struct TutkUri {
 /// `tutk://[user[:password]@]UID[?channel=N&allow-remote=true]`. Errors never quote the
 /// URI (it may hold the password).
 pub fn parse(uri: &str) -> Result<TutkUri, String> {
-    let rest = uri
-        .get(..7)
-        .filter(|s| s.eq_ignore_ascii_case("tutk://"))
-        .map(|_| &uri[7..])
-        .ok_or("not a tutk:// URI")?;
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
+    let u = CamUri::parse(uri).map_err(|e| format!("tutk:// URI: {e}"))?;
+    if u.scheme != "tutk" {
+        return Err("not a tutk:// URI".into());
+    }
+    // After the UID only a query: `tutk://UID`, `tutk://UID/`, `tutk://UID?channel=1`.
+    let after = u.rest.strip_prefix('/').unwrap_or(&u.rest);
+    let query = match after.strip_prefix('?') {
+        Some(q) => Some(q),
+        None if after.is_empty() => None,
+        None => return Err("tutk:// URI: the host must be the camera's 20-character UID".into()),
     };
-    let rest = rest.trim_end_matches('/');
-    let (userinfo, uid) = match rest.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, rest),
-    };
+    let uid = u.hostport.as_str();
     if uid.len() != 20 || !uid.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err("tutk:// URI: the host must be the camera's 20-character UID".into());
     }
-    let (mut username, mut password) = (None, None);
-    if let Some(ui) = userinfo {
-        let (u, p) = match ui.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (ui, None),
-        };
-        username = Some(percent_decode(u).ok_or("tutk:// URI: bad %-escape in the user name")?);
-        if let Some(p) = p {
-            password = Some(Secret::new(
-                percent_decode(p).ok_or("tutk:// URI: bad %-escape in the password")?,
-            ));
-        }
-    }
+    let (username, password): (Option<String>, Option<Secret>) = (u.username, u.password);
     let (mut channel, mut allow_remote) = (None, None);
     for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
         match kv.split_once('=').unwrap_or((kv, "")) {

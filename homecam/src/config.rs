@@ -1114,7 +1114,7 @@ impl Config {
                 });
             }
             // camsrc's own parser: the daemon accepts exactly the URIs camsrc opens.
-            match gstcamsrc::uri::CamUri::parse_supported(cam.uri.get_ref()) {
+            match gstcamsrc::uri::parse_supported(cam.uri.get_ref()) {
                 Ok(u) if u.password.is_some() => errors.push(ConfigError {
                     line: at(cam.uri.span()),
                     message: format!(

@@ -88,7 +88,7 @@ impl Settings {
         let pass = self
             .password
             .clone()
-            .or_else(|| uri.password.clone())
+            .or_else(|| uri.password.as_ref().map(|p| p.expose().to_string()))
             .or_else(|| std::env::var("CAMSRC_PASSWORD").ok());
         (user, pass)
     }

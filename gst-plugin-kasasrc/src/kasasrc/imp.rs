@@ -11,7 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_cam_common::padqueue::{Enqueued, PadQueue};
 use gst_cam_common::srcpad;
-use gst_cam_common::uri::{percent_decode, percent_encode};
+use gst_cam_common::uri::percent_encode;
 use kasa_protocol::auth::Secret;
 use kasa_protocol::h264::{parameter_sets, AccessUnitInfo};
 use kasa_protocol::multipart::{Part, PartKind, DEFAULT_MAX_PART_SIZE};
@@ -480,36 +480,12 @@ pub(crate) struct KasaUri {
 /// percent-encoded (`me%40example.com`). Errors never quote the URI: it may hold the
 /// password.
 pub(crate) fn parse_uri(uri: &str) -> Result<KasaUri, String> {
-    let rest = uri
-        .get(..7)
-        .filter(|p| p.eq_ignore_ascii_case("kasa://"))
-        .map(|_| &uri[7..])
-        .ok_or("not a kasa:// URI")?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], Some(&rest[i..])),
-        None => (rest, None),
-    };
-    let (userinfo, hostport) = match authority.rfind('@') {
-        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-        None => (None, authority),
-    };
-    let (username, password) = match userinfo {
-        Some(ui) => {
-            let (u, p) = match ui.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (ui, None),
-            };
-            let user = percent_decode(u).ok_or("bad percent-encoding in the user name")?;
-            let pass = match p {
-                Some(p) => Some(Secret::new(
-                    percent_decode(p).ok_or("bad percent-encoding in the password")?,
-                )),
-                None => None,
-            };
-            (Some(user), pass)
-        }
-        None => (None, None),
-    };
+    let u = cam_session::uri::CamUri::parse(uri)?;
+    if u.scheme != "kasa" {
+        return Err("not a kasa:// URI".into());
+    }
+    let (username, password, hostport) = (u.username, u.password, u.hostport.as_str());
+    let path = Some(u.rest.as_str()).filter(|p| !p.is_empty());
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let end = v6.find(']').ok_or("unterminated IPv6 address")?;
         let port = v6[end + 1..].strip_prefix(':');
