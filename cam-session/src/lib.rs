@@ -5,10 +5,14 @@
 //! * [`timing`]: camera timestamps mapped onto running time (`docs/timestamps.md`), and
 //!   the reconnect backoff every source uses;
 //! * [`uri`]: one splitter for camera URIs (credentials out, a redacted form);
+//! * [`Cancel`]: the one stop handle (a flag, a wait it ends, an abort for the blocking
+//!   call);
 //! * [`Secret`]: a password, licence key or derived credential that never prints.
 
+pub mod cancel;
 pub mod secret;
 pub mod timing;
 pub mod uri;
 
+pub use cancel::Cancel;
 pub use secret::Secret;

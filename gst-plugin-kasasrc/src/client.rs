@@ -13,8 +13,6 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::FromRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where and how to reach a camera.
@@ -140,68 +138,25 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// Lets another thread abort blocking connects, handshakes, reads and waits.
-#[derive(Default)]
-pub struct Canceller {
-    cancelled: AtomicBool,
-    socket: Mutex<Option<TcpStream>>,
-    lock: Mutex<()>,
-    cv: Condvar,
-}
+/// Lets another thread abort blocking connects, handshakes, reads and waits: the one
+/// stop handle of every camera session (`cam_session::Cancel`); here it shuts the
+/// connection's socket down, which ends a blocked read or TLS handshake at once.
+pub use cam_session::Cancel;
 
-impl Canceller {
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
-        if let Some(s) = self.socket.lock().unwrap().as_ref() {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        let _g = self.lock.lock().unwrap();
-        self.cv.notify_all();
-    }
-
-    pub fn reset(&self) {
-        self.cancelled.store(false, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
-    }
-
-    /// Sleep for `d` unless cancelled first; returns false when cancelled.
-    pub fn sleep(&self, d: Duration) -> bool {
-        let until = Instant::now() + d;
-        let mut g = self.lock.lock().unwrap();
-        loop {
-            if self.is_cancelled() {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= until {
-                return true;
-            }
-            g = self.cv.wait_timeout(g, until - now).unwrap().0;
-        }
-    }
-
-    fn register(&self, s: &TcpStream) {
-        *self.socket.lock().unwrap() = s.try_clone().ok();
-        if self.is_cancelled() {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-
-    /// Forget the socket of a connection that has ended.
-    pub fn unregister(&self) {
-        *self.socket.lock().unwrap() = None;
+/// The socket a cancel shuts down, from now until [`Cancel::clear_abort`].
+fn register(cancel: &Cancel, s: &TcpStream) {
+    let registered = s.try_clone().is_ok_and(|c| {
+        cancel.set_abort(move || {
+            let _ = c.shutdown(Shutdown::Both);
+        })
+    });
+    if !registered && cancel.is_cancelled() {
+        let _ = s.shutdown(Shutdown::Both);
     }
 }
 
-/// TCP connect that polls in short slices so [`Canceller::cancel`] takes effect at once.
-fn connect(
-    addr: SocketAddr,
-    timeout: Duration,
-    cancel: &Canceller,
-) -> Result<TcpStream, ClientError> {
+/// TCP connect that polls in short slices so [`Cancel::cancel`] takes effect at once.
+fn connect(addr: SocketAddr, timeout: Duration, cancel: &Cancel) -> Result<TcpStream, ClientError> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -318,10 +273,10 @@ pub struct Connection {
 
 impl Connection {
     /// Connect, handshake, authenticate; returns once a `200` head was read.
-    pub fn open(ep: &Endpoint, cancel: &Canceller) -> Result<Connection, ClientError> {
+    pub fn open(ep: &Endpoint, cancel: &Cancel) -> Result<Connection, ClientError> {
         let r = Self::open_inner(ep, cancel);
         if r.is_err() {
-            cancel.unregister();
+            cancel.clear_abort();
         }
         match r {
             Err(_) if cancel.is_cancelled() => Err(ClientError::Cancelled),
@@ -329,7 +284,7 @@ impl Connection {
         }
     }
 
-    fn open_inner(ep: &Endpoint, cancel: &Canceller) -> Result<Connection, ClientError> {
+    fn open_inner(ep: &Endpoint, cancel: &Cancel) -> Result<Connection, ClientError> {
         let host = ep.host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = (host, ep.port)
             .to_socket_addrs()
@@ -358,7 +313,7 @@ impl Connection {
                 }))
             }
         };
-        cancel.register(&tcp);
+        register(cancel, &tcp);
         tcp.set_nodelay(true).ok();
         tcp.set_read_timeout(Some(ep.timeout))
             .map_err(ClientError::Io)?;

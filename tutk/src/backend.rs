@@ -4,7 +4,6 @@
 
 use crate::ffi;
 use std::fmt;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A password or licence key: never printed, not even by `{:?}` (the one type every
@@ -151,61 +150,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// A stop request that can reach into a blocking SDK call: the backend registers how to
-/// abort what it is blocked in (`IOTC_Connect_Stop_BySID`, `avClientExit`).
-#[derive(Default)]
-pub struct Cancel {
-    state: Mutex<CancelState>,
-}
-
-#[derive(Default)]
-struct CancelState {
-    cancelled: bool,
-    abort: Option<Box<dyn Fn() + Send>>,
-}
-
-impl Cancel {
-    pub fn new() -> Cancel {
-        Cancel::default()
-    }
-
-    /// Stop: flag it, and abort the blocking call in progress, if any.
-    pub fn cancel(&self) {
-        let abort = {
-            let mut s = self.state.lock().unwrap();
-            s.cancelled = true;
-            s.abort.take()
-        };
-        if let Some(a) = abort {
-            a();
-        }
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.state.lock().unwrap().cancelled
-    }
-
-    /// Clear a previous stop (a flush that is over).
-    pub fn reset(&self) {
-        let mut s = self.state.lock().unwrap();
-        s.cancelled = false;
-        s.abort = None;
-    }
-
-    /// Register how to abort the call about to block; `false` (and nothing registered)
-    /// if already cancelled.
-    pub fn set_abort(&self, f: impl Fn() + Send + 'static) -> bool {
-        let mut s = self.state.lock().unwrap();
-        if s.cancelled {
-            return false;
-        }
-        s.abort = Some(Box::new(f));
-        true
-    }
-
-    pub fn clear_abort(&self) {
-        self.state.lock().unwrap().abort = None;
-    }
-}
+/// abort what it is blocked in (`IOTC_Connect_Stop_BySID`, `avClientExit`). The one stop
+/// handle every camera session uses.
+pub use cam_session::Cancel;
 
 /// The result of one `recv_frame`.
 #[derive(Debug, PartialEq, Eq)]

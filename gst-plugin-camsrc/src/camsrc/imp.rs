@@ -11,6 +11,7 @@
 
 use crate::uri::CamUri;
 use cam_session::timing::Backoff;
+use cam_session::Cancel;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -18,7 +19,7 @@ use gst_cam_common::padqueue::PadQueue;
 use gst_cam_common::srcpad;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -236,33 +237,9 @@ impl Output {
     }
 }
 
-/// Stop flag for the supervisor, with a condvar so backoff waits end at once.
-#[derive(Default)]
-struct Control {
-    stop: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Control {
-    fn stopping(&self) -> bool {
-        *self.stop.lock().unwrap()
-    }
-
-    /// Sleep up to `d`; true if asked to stop.
-    fn wait(&self, d: Duration) -> bool {
-        let g = self.stop.lock().unwrap();
-        let (g, _) = self.cv.wait_timeout_while(g, d, |s| !*s).unwrap();
-        *g
-    }
-
-    fn request_stop(&self) {
-        *self.stop.lock().unwrap() = true;
-        self.cv.notify_all();
-    }
-}
-
 struct Running {
-    control: Arc<Control>,
+    /// The supervisor's stop: its backoff waits end at once (`cam_session::Cancel`).
+    control: Arc<Cancel>,
     thread: JoinHandle<()>,
 }
 
@@ -656,7 +633,7 @@ impl CamSrc {
             st.started = Some(Instant::now());
         }
         *self.output.lock().unwrap() = Output::new();
-        let control = Arc::new(Control::default());
+        let control = Arc::new(Cancel::new());
         let c = control.clone();
         let element = self.obj().clone();
         let thread = std::thread::Builder::new()
@@ -677,7 +654,7 @@ impl CamSrc {
     fn stop_supervisor(&self) {
         let running = self.running.lock().unwrap().take();
         if let Some(r) = running {
-            r.control.request_stop();
+            r.control.cancel();
             let _ = r.thread.join();
         }
     }
@@ -709,7 +686,7 @@ impl CamSrc {
     }
 
     /// The supervisor: build, watch, tear down, back off, again.
-    fn supervise(&self, settings: Settings, control: &Control) {
+    fn supervise(&self, settings: Settings, control: &Cancel) {
         let Some(uri) = settings.uri.clone() else {
             return;
         };
@@ -823,7 +800,7 @@ impl CamSrc {
                         );
                         break;
                     }
-                    if control.wait(delay) {
+                    if !control.sleep(delay) {
                         break;
                     }
                     self.stats.lock().unwrap().restarts += 1;
@@ -846,7 +823,7 @@ impl CamSrc {
         inner: &gst::Pipeline,
         settings: &Settings,
         session: u64,
-        control: &Control,
+        control: &Cancel,
         offline_since: &mut Option<Instant>,
         backoff: &mut Backoff,
         failures: &mut u32,
@@ -864,7 +841,7 @@ impl CamSrc {
         let bus = inner.bus().expect("pipeline bus");
         let mut online = false;
         loop {
-            if control.stopping() {
+            if control.is_cancelled() {
                 return Ended::Stop;
             }
             if let Some(msg) = bus.timed_pop_filtered(

@@ -3,7 +3,7 @@
 //! reconnects on its own. See `docs/kasasrc.md` for the reconnect state machine and
 //! `docs/timestamps.md` for how PTS are derived.
 
-use crate::client::{Canceller, ClientError, Connection, Endpoint};
+use crate::client::{Cancel, ClientError, Connection, Endpoint};
 use bytes::Bytes;
 use cam_session::timing::{Backoff, PtsMapper, Stream};
 use gst::glib;
@@ -142,7 +142,7 @@ impl Stats {
 
 struct Running {
     thread: JoinHandle<()>,
-    cancel: Arc<Canceller>,
+    cancel: Arc<Cancel>,
 }
 
 #[derive(Default)]
@@ -575,7 +575,7 @@ impl KasaSrc {
             timeout: Duration::from_secs(s.timeout as u64),
             max_part_size: s.max_part_size as usize,
         };
-        let cancel = Arc::new(Canceller::default());
+        let cancel = Arc::new(Cancel::default());
         let c = cancel.clone();
         let element = self.obj().clone();
         let thread = std::thread::Builder::new()
@@ -659,7 +659,7 @@ struct Streamer<'a> {
     imp: &'a KasaSrc,
     settings: Settings,
     ep: Endpoint,
-    cancel: Arc<Canceller>,
+    cancel: Arc<Cancel>,
     video: Option<Arc<PadQueue>>,
     audio: Option<Arc<PadQueue>>,
     pads_decided: bool,
@@ -677,7 +677,7 @@ struct Streamer<'a> {
 }
 
 impl<'a> Streamer<'a> {
-    fn new(imp: &'a KasaSrc, settings: Settings, ep: Endpoint, cancel: Arc<Canceller>) -> Self {
+    fn new(imp: &'a KasaSrc, settings: Settings, ep: Endpoint, cancel: Arc<Cancel>) -> Self {
         Streamer {
             imp,
             settings,
@@ -732,7 +732,7 @@ impl<'a> Streamer<'a> {
                     backoff.reset();
                     let end = self.session(&mut conn);
                     drop(conn);
-                    self.cancel.unregister();
+                    self.cancel.clear_abort();
                     match end {
                         End::Cancelled => break,
                         End::Flow(gst::FlowError::Flushing) | End::Flow(gst::FlowError::Eos) => {
