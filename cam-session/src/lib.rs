@@ -7,9 +7,11 @@
 //! * [`uri`]: one splitter for camera URIs (credentials out, a redacted form);
 //! * [`Cancel`]: the one stop handle (a flag, a wait it ends, an abort for the blocking
 //!   call);
+//! * [`reconnect`]: the reconnect loop (backoff, give-up, offline reports, stops);
 //! * [`Secret`]: a password, licence key or derived credential that never prints.
 
 pub mod cancel;
+pub mod reconnect;
 pub mod secret;
 pub mod timing;
 pub mod uri;

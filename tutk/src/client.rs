@@ -4,6 +4,7 @@
 
 use crate::backend::{Backend, Cancel, ConnectRequest, Error, ErrorKind, Mode, Recv, SessionInfo};
 use crate::{ffi, payload};
+use cam_session::reconnect::{self, Attempt, Policy};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -149,84 +150,91 @@ pub fn stream(
     opts: &StreamOptions,
     cancel: &Cancel,
     stats: &Mutex<Stats>,
-    mut on: impl FnMut(Event) -> Flow,
+    on: impl FnMut(Event) -> Flow,
 ) -> Result<(), Error> {
     let mut bufs = Buffers {
         video: vec![0u8; MAX_FRAME],
         audio: vec![0u8; MAX_AUDIO_FRAME],
         info: [0u8; FRAME_INFO_MAX],
     };
-    let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
-    loop {
-        let attempt_started = Instant::now();
-        let err = match backend.connect(&opts.request, cancel) {
-            Ok(mut session) => {
-                sessions += 1;
-                {
-                    let mut s = stats.lock().unwrap();
-                    s.connected = true;
-                    s.mode = Some(session.info().mode);
-                    if sessions > 1 {
-                        s.reconnects += 1;
-                    }
-                }
-                if on(Event::Online {
-                    info: session.info(),
-                    restart: sessions > 1,
-                }) == Flow::Stop
-                {
-                    return Ok(());
-                }
-                let end = run_session(session.as_mut(), opts, cancel, stats, &mut bufs, &mut on);
-                stats.lock().unwrap().connected = false;
-                match end {
-                    End::Stop => return Ok(()),
-                    End::Lost(e, had_frames) => {
-                        if had_frames {
-                            failures = 0;
+    // An error retrying cannot fix, kept for the caller.
+    let mut fatal = None;
+    let policy = Policy {
+        max_reconnects: opts.max_reconnects,
+        delay: opts.reconnect_delay,
+        max_delay: opts.max_reconnect_delay,
+    };
+    // `on` is called from both closures below (online and frames in the attempt, offline
+    // in the report); they run one after the other on this thread.
+    let on = std::cell::RefCell::new(on);
+    let end = reconnect::run(
+        &policy,
+        cancel,
+        |_| {
+            let (err, had_frames) = match backend.connect(&opts.request, cancel) {
+                Ok(mut session) => {
+                    sessions += 1;
+                    {
+                        let mut s = stats.lock().unwrap();
+                        s.connected = true;
+                        s.mode = Some(session.info().mode);
+                        if sessions > 1 {
+                            s.reconnects += 1;
                         }
-                        e
+                    }
+                    let online = Event::Online {
+                        info: session.info(),
+                        restart: sessions > 1,
+                    };
+                    if (on.borrow_mut())(online) == Flow::Stop {
+                        return Attempt::Stop;
+                    }
+                    let end = run_session(
+                        session.as_mut(),
+                        opts,
+                        cancel,
+                        stats,
+                        &mut bufs,
+                        &mut *on.borrow_mut(),
+                    );
+                    stats.lock().unwrap().connected = false;
+                    match end {
+                        End::Stop => return Attempt::Stop,
+                        End::Lost(e, had_frames) => (e, had_frames),
                     }
                 }
+                Err(e) => (e, false),
+            };
+            match err.kind() {
+                ErrorKind::Cancelled => Attempt::Stop,
+                ErrorKind::Transient => Attempt::Retry {
+                    reason: err,
+                    // A session that delivered frames starts the backoff over.
+                    progress: had_frames,
+                },
+                _ => {
+                    fatal = Some(err);
+                    Attempt::Stop
+                }
             }
-            Err(e) => e,
-        };
-        match err.kind() {
-            ErrorKind::Cancelled => return Ok(()),
-            ErrorKind::Transient => {}
-            _ => return Err(err),
+        },
+        |o| {
+            stats.lock().unwrap().last_error = o.reason.to_string();
+            (on.borrow_mut())(Event::Offline {
+                reason: o.reason,
+                attempt: o.attempt,
+                retry_in: o.retry_in,
+            }) == Flow::Continue
+        },
+    );
+    match end {
+        reconnect::End::GaveUp { reason, .. } => {
+            stats.lock().unwrap().last_error = reason.to_string();
+            Err(reason)
         }
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
-        failures += 1;
-        stats.lock().unwrap().last_error = err.to_string();
-        if opts.max_reconnects >= 0 && failures > opts.max_reconnects as u32 {
-            return Err(err);
-        }
-        let delay = backoff(opts, failures).saturating_sub(attempt_started.elapsed());
-        if on(Event::Offline {
-            reason: &err,
-            attempt: failures,
-            retry_in: delay,
-        }) == Flow::Stop
-        {
-            return Ok(());
-        }
-        let until = Instant::now() + delay;
-        while Instant::now() < until {
-            if cancel.is_cancelled() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
-        }
+        reconnect::End::Stopped => fatal.map_or(Ok(()), Err),
     }
-}
-
-/// `reconnect_delay`, doubling per failure up to `max_reconnect_delay`.
-fn backoff(opts: &StreamOptions, failures: u32) -> Duration {
-    cam_session::timing::backoff_delay(opts.reconnect_delay, opts.max_reconnect_delay, failures)
 }
 
 struct Buffers {
@@ -329,30 +337,6 @@ fn run_session(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap() {
-        let opts = StreamOptions {
-            request: ConnectRequest {
-                uid: String::new(),
-                username: String::new(),
-                password: Default::default(),
-                channel: 0,
-                allow_remote: false,
-                timeout: Duration::from_secs(1),
-            },
-            max_reconnects: -1,
-            reconnect_delay: Duration::from_millis(500),
-            max_reconnect_delay: Duration::from_secs(3),
-            stall_timeout: Duration::from_secs(5),
-            audio: false,
-        };
-        let d: Vec<u64> = (1..6)
-            .map(|n| backoff(&opts, n).as_millis() as u64)
-            .collect();
-        assert_eq!(d, [500, 1000, 2000, 3000, 3000]);
-        assert_eq!(backoff(&opts, 1000), Duration::from_secs(3));
-    }
 
     #[test]
     fn status_line_names_every_field() {
