@@ -5,7 +5,8 @@
 
 use crate::client::{Cancel, ClientError, Connection, Endpoint};
 use bytes::Bytes;
-use cam_session::timing::{Backoff, PtsMapper, Stream};
+use cam_session::reconnect::{self, Attempt, Policy};
+use cam_session::timing::{PtsMapper, Stream};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -702,114 +703,117 @@ impl<'a> Streamer<'a> {
 
     fn run(&mut self) {
         let imp = self.imp;
-        let mut backoff = Backoff::new(
-            Duration::from_millis(self.settings.reconnect_delay as u64),
-            Duration::from_millis(self.settings.max_reconnect_delay as u64),
-        );
-        let mut failures: u32 = 0;
-        let mut offline_since: Option<Instant> = None;
+        let policy = Policy {
+            max_reconnects: self.settings.max_reconnects,
+            delay: Duration::from_millis(self.settings.reconnect_delay as u64),
+            max_delay: Duration::from_millis(self.settings.max_reconnect_delay as u64),
+        };
+        let cancel = self.cancel.clone();
+        let host = self.ep.host.clone();
         let mut connected_before = false;
-        loop {
-            if self.cancel.is_cancelled() {
-                break;
-            }
-            gst::debug!(
-                CAT,
-                imp = imp,
-                "connecting to {}:{} as {:?}",
-                self.ep.host,
-                self.ep.port,
-                self.ep.username
-            );
-            let reason = match Connection::open(&self.ep, &self.cancel) {
-                Ok(mut conn) => {
-                    self.online(&conn, failures, offline_since.take(), connected_before);
-                    if connected_before {
-                        imp.stats.lock().unwrap().reconnects += 1;
-                    }
-                    connected_before = true;
-                    failures = 0;
-                    backoff.reset();
-                    let end = self.session(&mut conn);
-                    drop(conn);
-                    self.cancel.clear_abort();
-                    match end {
-                        End::Cancelled => break,
-                        End::Flow(gst::FlowError::Flushing) | End::Flow(gst::FlowError::Eos) => {
-                            gst::debug!(CAT, imp = imp, "downstream stopped the stream");
-                            break;
+        let end = reconnect::run(
+            &policy,
+            &cancel,
+            |p| {
+                gst::debug!(
+                    CAT,
+                    imp = imp,
+                    "connecting to {}:{} as {:?}",
+                    self.ep.host,
+                    self.ep.port,
+                    self.ep.username
+                );
+                match Connection::open(&self.ep, &self.cancel) {
+                    Ok(mut conn) => {
+                        self.online(&conn, p.failures, p.offline_since, connected_before);
+                        if connected_before {
+                            imp.stats.lock().unwrap().reconnects += 1;
                         }
-                        End::Flow(err) => {
-                            gst::element_imp_error!(
-                                imp,
-                                gst::StreamError::Failed,
-                                ("Internal data stream error"),
-                                ["streaming stopped, reason {err:?}"]
-                            );
-                            self.send_eos();
-                            break;
+                        connected_before = true;
+                        let end = self.session(&mut conn);
+                        drop(conn);
+                        self.cancel.clear_abort();
+                        match end {
+                            End::Cancelled => Attempt::Stop,
+                            End::Flow(gst::FlowError::Flushing)
+                            | End::Flow(gst::FlowError::Eos) => {
+                                gst::debug!(CAT, imp = imp, "downstream stopped the stream");
+                                Attempt::Stop
+                            }
+                            End::Flow(err) => {
+                                gst::element_imp_error!(
+                                    imp,
+                                    gst::StreamError::Failed,
+                                    ("Internal data stream error"),
+                                    ["streaming stopped, reason {err:?}"]
+                                );
+                                self.send_eos();
+                                Attempt::Stop
+                            }
+                            // A connection was made: the count and the backoff start over.
+                            End::Client(e) => Attempt::Retry {
+                                reason: e,
+                                progress: true,
+                            },
                         }
-                        End::Client(e) => e,
                     }
+                    Err(ClientError::Cancelled) => Attempt::Stop,
+                    Err(e) if e.is_fatal() => {
+                        self.fatal(&e);
+                        Attempt::Stop
+                    }
+                    Err(e) => Attempt::Retry {
+                        reason: e,
+                        progress: false,
+                    },
                 }
-                Err(ClientError::Cancelled) => break,
-                Err(e) if e.is_fatal() => {
-                    self.fatal(&e);
-                    break;
+            },
+            |o| {
+                imp.stats.lock().unwrap().connected = false;
+                let (reason, attempt) = (o.reason, o.attempt);
+                gst::info!(
+                    CAT,
+                    imp = imp,
+                    "camera offline ({}): {reason}; attempt {attempt}, retrying in {} ms",
+                    reason.step().as_str(),
+                    o.retry_in.as_millis()
+                );
+                if attempt == 1 {
+                    gst::element_imp_warning!(
+                        imp,
+                        gst::ResourceError::Read,
+                        ("Camera {host} offline: {reason}; reconnecting"),
+                        ["step: {}", reason.step().as_str()]
+                    );
                 }
-                Err(e) => e,
-            };
-            if self.cancel.is_cancelled() {
-                break;
-            }
+                imp.post(
+                    gst::Structure::builder("kasasrc-offline")
+                        .field("reason", reason.to_string())
+                        .field("step", reason.step().as_str())
+                        .field("attempt", attempt)
+                        .field("retry-in-ms", o.retry_in.as_millis() as u64)
+                        .field("offline-for-ms", o.offline_for.as_millis() as u64)
+                        .build(),
+                );
+                true
+            },
+        );
+        if let reconnect::End::GaveUp { reason, .. } = end {
             imp.stats.lock().unwrap().connected = false;
-            failures += 1;
-            let since = *offline_since.get_or_insert_with(Instant::now);
             let max = self.settings.max_reconnects;
-            if max >= 0 && failures > max as u32 {
-                // max 0: under camsrc (its supervisor reconnects), or asked not to.
-                let what = if max == 0 {
-                    "connection lost (max-reconnects=0: no reconnection here)".to_string()
-                } else {
-                    format!("unreachable: gave up after {max} reconnection attempts")
-                };
-                gst::element_imp_error!(
-                    imp,
-                    gst::ResourceError::OpenRead,
-                    ("Camera {} {what}", self.ep.host),
-                    ["last error ({}): {reason}", reason.step().as_str()]
-                );
-                self.send_eos();
-                break;
-            }
-            let delay = backoff.next_delay();
-            gst::info!(
-                CAT,
-                imp = imp,
-                "camera offline ({}): {reason}; attempt {failures}, retrying in {} ms",
-                reason.step().as_str(),
-                delay.as_millis()
+            // max 0: under camsrc (its supervisor reconnects), or asked not to.
+            let what = if max == 0 {
+                "connection lost (max-reconnects=0: no reconnection here)".to_string()
+            } else {
+                format!("unreachable: gave up after {max} reconnection attempts")
+            };
+            gst::element_imp_error!(
+                imp,
+                gst::ResourceError::OpenRead,
+                ("Camera {} {what}", self.ep.host),
+                ["last error ({}): {reason}", reason.step().as_str()]
             );
-            if failures == 1 {
-                gst::element_imp_warning!(
-                    imp,
-                    gst::ResourceError::Read,
-                    ("Camera {} offline: {reason}; reconnecting", self.ep.host),
-                    ["step: {}", reason.step().as_str()]
-                );
-            }
-            imp.post(
-                gst::Structure::builder("kasasrc-offline")
-                    .field("reason", reason.to_string())
-                    .field("step", reason.step().as_str())
-                    .field("attempt", failures)
-                    .field("retry-in-ms", delay.as_millis() as u64)
-                    .field("offline-for-ms", since.elapsed().as_millis() as u64)
-                    .build(),
-            );
-            if !self.cancel.sleep(delay) {
-                break;
-            }
+            self.send_eos();
         }
         gst::debug!(CAT, imp = imp, "streaming thread done");
     }
