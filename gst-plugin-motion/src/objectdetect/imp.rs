@@ -108,28 +108,37 @@ enum Job {
     },
 }
 
-/// Jobs sent and not yet done, to wait for the worker.
+/// Jobs sent and not yet done, to wait for the worker: all of them, and the frames.
 #[derive(Default)]
 struct Pending {
-    n: Mutex<usize>,
+    n: Mutex<(usize, usize)>,
     cond: Condvar,
 }
 
 impl Pending {
-    fn add(&self) {
-        *self.n.lock().unwrap() += 1;
-    }
-    fn done(&self) {
+    fn add(&self, frame: bool) {
         let mut n = self.n.lock().unwrap();
-        *n = n.saturating_sub(1);
+        n.0 += 1;
+        n.1 += usize::from(frame);
+    }
+    fn done(&self, frame: bool) {
+        let mut n = self.n.lock().unwrap();
+        n.0 = n.0.saturating_sub(1);
+        if frame {
+            n.1 = n.1.saturating_sub(1);
+        }
         self.cond.notify_all();
     }
+    /// A frame is waiting for, or in, an inference. (The model still loading, or an
+    /// event's start or end being handled, is not busy: the event's first frame then
+    /// waits in line instead of being dropped, so that an event the stream ends soon
+    /// after its start, or during the model's load, still gets an inference.)
     fn busy(&self) -> bool {
-        *self.n.lock().unwrap() > 0
+        self.n.lock().unwrap().1 > 0
     }
     fn wait_idle(&self) {
         let mut n = self.n.lock().unwrap();
-        while *n > 0 {
+        while n.0 > 0 {
             n = self.cond.wait(n).unwrap();
         }
     }
@@ -143,9 +152,10 @@ struct Worker {
 
 impl Worker {
     fn send(&self, job: Job) {
-        self.pending.add();
+        let frame = matches!(job, Job::Frame { .. });
+        self.pending.add(frame);
         if self.tx.send(job).is_err() {
-            self.pending.done();
+            self.pending.done(frame);
         }
     }
 }
@@ -402,10 +412,11 @@ fn work(weak: glib::WeakRef<super::ObjectDetect>, rx: mpsc::Receiver<Job>, pendi
     };
     let mut event: Option<Event> = None;
     for job in rx {
+        let frame = matches!(job, Job::Frame { .. });
         if let (Some(obj), Some(model)) = (weak.upgrade(), model.as_ref()) {
             obj.imp().run(job, model, &mut event);
         }
-        pending.done();
+        pending.done(frame);
     }
 }
 
