@@ -144,21 +144,7 @@ fn inspect(path: &Path) -> (Vec<(f64, bool)>, usize) {
             })
             .build(),
     );
-    p.set_state(gst::State::Playing).unwrap();
-    let end = p.bus().unwrap().timed_pop_filtered(
-        gst::ClockTime::from_seconds(30),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    p.set_state(gst::State::Null).unwrap();
-    if let Some(gst::MessageView::Error(e)) = end.as_ref().map(|m| m.view()) {
-        panic!(
-            "{} does not play: {} ({:?})",
-            path.display(),
-            e.error(),
-            e.debug()
-        );
-    }
-    assert!(end.is_some(), "{} does not play to the end", path.display());
+    play_to_end(&p, path);
     let frames = frames.lock().unwrap().clone();
     let decoded = *decoded.lock().unwrap();
     (frames, decoded)
@@ -268,6 +254,25 @@ fn a_confirmed_event_gets_a_clip_with_pre_roll_and_a_snapshot() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Plays the pipeline reading `path` to its end (30 s at most); panics on an error.
+fn play_to_end(p: &gst::Pipeline, path: &Path) {
+    p.set_state(gst::State::Playing).unwrap();
+    let end = p.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    p.set_state(gst::State::Null).unwrap();
+    if let Some(gst::MessageView::Error(e)) = end.as_ref().map(|m| m.view()) {
+        panic!(
+            "{} does not play: {} ({:?})",
+            path.display(),
+            e.error(),
+            e.debug()
+        );
+    }
+    assert!(end.is_some(), "{} does not play to the end", path.display());
+}
+
 /// The clip's decoded tracks: video frame times (s), audio (first time, seconds of sound).
 fn tracks(path: &Path) -> (Vec<f64>, Option<(f64, f64)>) {
     let p = gst::parse::launch(&format!(
@@ -302,16 +307,7 @@ fn tracks(path: &Path) -> (Vec<f64>, Option<(f64, f64)>) {
         out
     };
     let (video, audio) = (times("v"), times("a"));
-    p.set_state(gst::State::Playing).unwrap();
-    let end = p.bus().unwrap().timed_pop_filtered(
-        gst::ClockTime::from_seconds(30),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    p.set_state(gst::State::Null).unwrap();
-    if let Some(gst::MessageView::Error(e)) = end.as_ref().map(|m| m.view()) {
-        panic!("{}: {} ({:?})", path.display(), e.error(), e.debug());
-    }
-    assert!(end.is_some(), "{} does not play to the end", path.display());
+    play_to_end(&p, path);
     let video = video.lock().unwrap().iter().map(|(t, _)| *t).collect();
     let audio = audio.lock().unwrap();
     let sound = audio

@@ -88,6 +88,21 @@ fn aac_encoder() -> &'static str {
     })
 }
 
+/// The camera audio a writer takes (the audio pads of ringrecorder and motionclips):
+/// G.711 A-law and µ-law, MPEG audio and Opus.
+pub fn audio_caps() -> gst::Caps {
+    let mut audio = gst::Caps::new_empty();
+    for name in [
+        "audio/x-alaw",
+        "audio/x-mulaw",
+        "audio/mpeg",
+        "audio/x-opus",
+    ] {
+        audio.merge(gst::Caps::new_empty_simple(name));
+    }
+    audio
+}
+
 /// The branch that takes the camera's audio into `format`, as a launch description,
 /// or None when this container cannot hold it.
 fn audio_branch(format: &str, caps: &gst::Caps) -> Option<String> {

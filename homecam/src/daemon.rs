@@ -369,11 +369,11 @@ pub fn build(cfg: &Config, cam: &Camera, tx: mpsc::Sender<Record>) -> Result<Cam
         }
         None => None,
     };
-    // The camera's pads: video to the tee; audio to the recorder and the RTSP feed (through
-    // a tee made when the camera's audio appears), else taken and dropped (a session
-    // without its audio track upsets some RTSP servers). The fakesink exists only without
-    // a recorder or feed: left unlinked, it would never get the EOS that a clean stop
-    // waits for.
+    // The camera's pads: video to the tee; audio to the recorder, the RTSP feed, the live
+    // view and the clips (through a tee made when the camera's audio appears), else taken
+    // and dropped (a session without its audio track upsets some RTSP servers). The
+    // fakesink exists only without any of them: left unlinked, it would never get the EOS
+    // that a clean stop waits for.
     let fanout = feed.is_some() || live.is_some() || clips_element.is_some();
     let audio_pad = match (&rec, fanout) {
         (Some(_), _) | (_, true) => None,
@@ -558,13 +558,13 @@ fn audio_fanout(
     for w in writers.into_iter().flatten() {
         let q = queue()?;
         pipeline.add(&q).map_err(|e| e.to_string())?;
-        let rec_pad = w
+        let pad = w
             .request_pad_simple("audio")
             .ok_or_else(|| format!("{} takes no audio", w.name()))?;
         tee.link(&q).map_err(|e| e.to_string())?;
         q.static_pad("src")
             .ok_or("queue")?
-            .link(&rec_pad)
+            .link(&pad)
             .map_err(|e| format!("{e:?}"))?;
         q.sync_state_with_parent().map_err(|e| e.to_string())?;
     }

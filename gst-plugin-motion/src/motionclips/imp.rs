@@ -137,7 +137,6 @@ pub struct MotionClips {
     /// otherwise be announced between an event's verdict and its snapshot, and the event
     /// would get news after its clip, its last.
     announce: Mutex<()>,
-    audio_pad: Mutex<Option<gst::Pad>>,
     motion: gst::Element,
     objects: gst::Element,
     /// The decoded frames' tee (the `raw` request pad's source).
@@ -227,7 +226,6 @@ impl ObjectSubclass for MotionClips {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::default()),
             announce: Mutex::new(()),
-            audio_pad: Mutex::new(None),
             motion: make("motiondetect", "motion"),
             objects: make("objectdetect", "objects"),
             raw: make("tee", "raw"),
@@ -486,19 +484,8 @@ impl ElementImpl for MotionClips {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst::Caps::builder("video/x-h264").build();
-            // What the clip writer takes: G.711 (transcoded for MP4), AAC and Opus.
-            let mut audio = gst::Caps::new_empty();
-            {
-                let a = audio.get_mut().expect("new caps");
-                a.append(gst::Caps::builder("audio/x-alaw").build());
-                a.append(gst::Caps::builder("audio/x-mulaw").build());
-                a.append(
-                    gst::Caps::builder("audio/mpeg")
-                        .field("mpegversion", 4i32)
-                        .build(),
-                );
-                a.append(gst::Caps::builder("audio/x-opus").build());
-            }
+            // What the clip writer takes, as ringrecorder's audio pad does.
+            let audio = gstringrec::writer::audio_caps();
             vec![
                 gst::PadTemplate::new(
                     "sink",
@@ -667,8 +654,8 @@ impl BinImpl for MotionClips {
 impl MotionClips {
     /// The `audio` request pad.
     fn request_audio_pad(&self, templ: &gst::PadTemplate) -> Option<gst::Pad> {
-        let mut slot = self.audio_pad.lock().unwrap();
-        if slot.is_some() {
+        let obj = self.obj();
+        if obj.static_pad("audio").is_some() {
             gst::warning!(CAT, imp = self, "a clip takes one audio stream");
             return None;
         }
@@ -692,19 +679,16 @@ impl MotionClips {
                 )
             })
             .build();
-        let obj = self.obj();
         if obj.current_state() > gst::State::Ready {
             pad.set_active(true).ok()?;
         }
         obj.add_pad(&pad).ok()?;
-        *slot = Some(pad.clone());
         Some(pad)
     }
 
     fn release_audio_pad(&self, pad: &gst::Pad) {
         let _ = pad.set_active(false);
         let _ = self.obj().remove_pad(pad);
-        *self.audio_pad.lock().unwrap() = None;
         let mut st = self.state.lock().unwrap();
         st.audio_caps = None;
         st.audio_segment = None;

@@ -354,15 +354,7 @@ impl ElementImpl for RingRecorder {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let mut audio = gst::Caps::new_empty();
-            for name in [
-                "audio/x-alaw",
-                "audio/x-mulaw",
-                "audio/mpeg",
-                "audio/x-opus",
-            ] {
-                audio.merge(gst::Caps::new_empty_simple(name));
-            }
+            let audio = writer::audio_caps();
             vec![
                 gst::PadTemplate::new(
                     "video",
