@@ -3,7 +3,7 @@
 
 use crate::padqueue::PadQueue;
 use gst::prelude::*;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Activate `pad`, store stream-start (with `group_id`), `caps` and a TIME segment
@@ -33,34 +33,6 @@ pub fn eos_pad(
     let pad = gst::Pad::builder_from_template(&templ).name(name).build();
     expose_for_eos(element, &pad, group_id);
     PadQueue::start(pad, thread)
-}
-
-/// For a source whose pads all appear with the first data (`video`, and `audio` when
-/// wanted): if none exist yet, expose them empty to carry an EOS, add them to `pads` and
-/// announce no-more-pads. Whether it did.
-pub fn expose_eos_pads(
-    element: &gst::Element,
-    pads: &Mutex<Vec<(Arc<PadQueue>, JoinHandle<()>)>>,
-    audio: bool,
-    thread: &str,
-) -> bool {
-    if !pads.lock().unwrap().is_empty() {
-        return false;
-    }
-    let names: &[&str] = if audio {
-        &["video", "audio"]
-    } else {
-        &["video"]
-    };
-    let group_id = gst::GroupId::next();
-    // Built outside the lock: adding a pad emits pad-added to the application.
-    let new: Vec<_> = names
-        .iter()
-        .map(|name| eos_pad(element, name, group_id, thread))
-        .collect();
-    pads.lock().unwrap().extend(new);
-    element.no_more_pads();
-    true
 }
 
 fn expose_with(

@@ -10,16 +10,13 @@ use cam_session::timing::{PtsMapper, Stream};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_cam_common::padqueue::{Enqueued, PadQueue};
-use gst_cam_common::srcpad;
+use gst_cam_common::livesrc::{self, Handled, Kind, LiveSrc, Outputs, Pushed};
 use gst_cam_common::uri::percent_encode;
 use kasa_protocol::auth::Secret;
 use kasa_protocol::h264::{parameter_sets, AccessUnitInfo};
 use kasa_protocol::multipart::{Part, PartKind, DEFAULT_MAX_PART_SIZE};
 use kasa_protocol::tls::Fingerprint;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -39,8 +36,6 @@ const DEFAULT_MAX_RECONNECTS: i32 = -1;
 const DEFAULT_RECONNECT_DELAY_MS: u32 = 1000;
 const DEFAULT_MAX_RECONNECT_DELAY_MS: u32 = 30_000;
 const DEFAULT_LATENCY_MS: u32 = 200;
-/// Video frames to wait for a first audio part before deciding the camera has none.
-const AUDIO_PROBE_FRAMES: usize = 8;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -141,18 +136,11 @@ impl Stats {
     }
 }
 
-struct Running {
-    thread: JoinHandle<()>,
-    cancel: Arc<Cancel>,
-}
-
-#[derive(Default)]
 pub struct KasaSrc {
     settings: Mutex<Settings>,
     stats: Mutex<Stats>,
-    running: Mutex<Option<Running>>,
-    pads: Mutex<Vec<(Arc<PadQueue>, JoinHandle<()>)>>,
-    playing: AtomicBool,
+    /// The reading thread, the pads, the playing flag.
+    live: LiveSrc,
 }
 
 #[glib::object_subclass]
@@ -161,6 +149,14 @@ impl ObjectSubclass for KasaSrc {
     type Type = super::KasaSrc;
     type ParentType = gst::Element;
     type Interfaces = (gst::URIHandler,);
+
+    fn new() -> Self {
+        KasaSrc {
+            settings: Mutex::default(),
+            stats: Mutex::default(),
+            live: LiveSrc::new("kasasrc"),
+        }
+    }
 }
 
 impl ObjectImpl for KasaSrc {
@@ -350,40 +346,20 @@ impl ElementImpl for KasaSrc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            vec![
-                gst::PadTemplate::new(
-                    "video",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &video_caps(),
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "audio",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &audio_caps(),
-                )
-                .unwrap(),
-            ]
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| livesrc::templates(&video_caps(), &audio_caps()));
         TEMPLATES.as_ref()
     }
 
     /// EOS sent to the pipeline (`gst-launch-1.0 -e`, an application finishing a
     /// recording): stop reading and end every pad, so muxers can finalise their files.
     fn send_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            gst::info!(CAT, imp = self, "EOS requested: stopping the camera stream");
-            self.stop_reader();
-            self.expose_pads_for_eos();
-            for (q, _) in self.pads.lock().unwrap().iter() {
-                q.push_event(gst::event::Eos::new());
-            }
-            return true;
+        let audio = self.settings.lock().unwrap().audio;
+        let handled = self.live.send_event(self.obj().upcast_ref(), &event, audio);
+        if handled == Handled::EosWithEmptyPads {
+            gst::info!(CAT, imp = self, "EOS before any data: empty pads carry it");
         }
-        false
+        handled.handled()
     }
 
     fn change_state(
@@ -391,22 +367,10 @@ impl ElementImpl for KasaSrc {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "changing state {transition:?}");
-        match transition {
-            gst::StateChange::NullToReady => self.check_settings()?,
-            gst::StateChange::ReadyToPaused => self.start()?,
-            gst::StateChange::PausedToPlaying => self.playing.store(true, Ordering::SeqCst),
-            gst::StateChange::PlayingToPaused => self.playing.store(false, Ordering::SeqCst),
-            gst::StateChange::PausedToReady => self.stop(),
-            _ => {}
-        }
-        let mut ret = self.parent_change_state(transition)?;
-        if matches!(
-            transition,
-            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused
-        ) {
-            ret = gst::StateChangeSuccess::NoPreroll;
-        }
-        Ok(ret)
+        self.live
+            .change_state(self.obj().upcast_ref(), transition, self, |t| {
+                self.parent_change_state(t)
+            })
     }
 }
 
@@ -520,21 +484,8 @@ pub(crate) fn parse_uri(uri: &str) -> Result<KasaUri, String> {
     })
 }
 
-impl KasaSrc {
-    /// A camera that never sent anything left no pads: expose them now, empty, so that
-    /// an EOS reaches downstream (else `gst-launch-1.0 -e` waits for ever).
-    fn expose_pads_for_eos(&self) {
-        let audio = self.settings.lock().unwrap().audio;
-        if srcpad::expose_eos_pads(self.obj().upcast_ref(), &self.pads, audio, "kasasrc") {
-            gst::info!(
-                CAT,
-                imp = self,
-                "no data yet: empty pads exposed to carry the EOS"
-            );
-        }
-    }
-
-    fn check_settings(&self) -> Result<(), gst::StateChangeError> {
+impl livesrc::Source for KasaSrc {
+    fn check(&self) -> Result<(), gst::StateChangeError> {
         let s = self.settings.lock().unwrap().clone();
         if s.ip.is_none() {
             gst::element_imp_error!(
@@ -576,61 +527,19 @@ impl KasaSrc {
             timeout: Duration::from_secs(s.timeout as u64),
             max_part_size: s.max_part_size as usize,
         };
-        let cancel = Arc::new(Cancel::default());
-        let c = cancel.clone();
         let element = self.obj().clone();
-        let thread = std::thread::Builder::new()
-            .name("kasasrc".into())
-            .spawn(move || {
-                let imp = element.imp();
-                Streamer::new(imp, s, ep, c).run();
-            })
-            .map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Thread,
-                    ("Failed to start the streaming thread: {e}")
-                );
-                gst::StateChangeError
-            })?;
-        *self.running.lock().unwrap() = Some(Running { thread, cancel });
-        Ok(())
+        let outputs = Outputs::new(element.upcast_ref(), &self.live, s.audio);
+        self.live.spawn(self.obj().upcast_ref(), move |cancel| {
+            Streamer::new(element.imp(), s, ep, cancel, outputs).run();
+        })
     }
 
-    /// Cancel the reader thread and wait for it. It never blocks on downstream (it only
-    /// enqueues), so this returns as soon as its socket or backoff wait is interrupted.
-    fn stop_reader(&self) {
-        let running = self.running.lock().unwrap().take();
-        if let Some(r) = running {
-            r.cancel.cancel();
-            let _ = r.thread.join();
-        }
-    }
-
-    fn stop(&self) {
-        self.stop_reader();
-        // Deactivating a pad unblocks its pusher if a push is waiting downstream.
-        let pads = std::mem::take(&mut *self.pads.lock().unwrap());
-        for (q, thread) in pads {
-            let _ = q.pad.set_active(false);
-            q.shutdown();
-            let _ = thread.join();
-            let _ = self.obj().remove_pad(&q.pad);
-        }
+    fn stopped(&self) {
         self.stats.lock().unwrap().connected = false;
     }
+}
 
-    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        let latency = self.settings.lock().unwrap().latency;
-        srcpad::query(
-            pad,
-            self.obj().upcast_ref(),
-            query,
-            latency,
-            self.obj().uri().map(Into::into),
-        )
-    }
-
+impl KasaSrc {
     fn post(&self, s: gst::Structure) {
         let _ = self
             .obj()
@@ -646,57 +555,48 @@ enum End {
     Client(ClientError),
 }
 
-/// A video access unit waiting for the pads to be decided.
-struct Held {
-    data: Bytes,
-    pts: u64,
-    key: bool,
-    /// Kept while paused only to expose the pads; never pushed.
-    paused: bool,
-}
-
 /// The streaming thread: connection loop, pad creation, timestamping, pushing.
 struct Streamer<'a> {
     imp: &'a KasaSrc,
     settings: Settings,
     ep: Endpoint,
     cancel: Arc<Cancel>,
-    video: Option<Arc<PadQueue>>,
-    audio: Option<Arc<PadQueue>>,
-    pads_decided: bool,
+    outputs: Outputs,
+    video_caps: gst::Caps,
+    audio_caps: gst::Caps,
     seen_audio: bool,
-    held: Vec<Held>,
     need_key: bool,
     discont: [bool; 2],
     sps: Option<Vec<u8>>,
     pps: Option<Vec<u8>>,
     mapper: PtsMapper,
-    combiner: gst_base::UniqueFlowCombiner,
     started: Instant,
-    group_id: gst::GroupId,
     framing_warned: bool,
 }
 
 impl<'a> Streamer<'a> {
-    fn new(imp: &'a KasaSrc, settings: Settings, ep: Endpoint, cancel: Arc<Cancel>) -> Self {
+    fn new(
+        imp: &'a KasaSrc,
+        settings: Settings,
+        ep: Endpoint,
+        cancel: Arc<Cancel>,
+        outputs: Outputs,
+    ) -> Self {
         Streamer {
             imp,
             settings,
             ep,
             cancel,
-            video: None,
-            audio: None,
-            pads_decided: false,
+            outputs,
+            video_caps: video_caps(),
+            audio_caps: audio_caps(),
             seen_audio: false,
-            held: Vec::new(),
             need_key: true,
             discont: [true, true],
             sps: None,
             pps: None,
             mapper: PtsMapper::new(),
-            combiner: gst_base::UniqueFlowCombiner::new(),
             started: Instant::now(),
-            group_id: gst::GroupId::next(),
             framing_warned: false,
         }
     }
@@ -897,9 +797,7 @@ impl<'a> Streamer<'a> {
     }
 
     fn send_eos(&self) {
-        for q in [&self.video, &self.audio].into_iter().flatten() {
-            q.push_event(gst::event::Eos::new());
-        }
+        self.outputs.eos();
     }
 
     fn session(&mut self, conn: &mut Connection) -> End {
@@ -950,7 +848,7 @@ impl<'a> Streamer<'a> {
     }
 
     fn handle_part(&mut self, part: Part) -> Result<(), gst::FlowError> {
-        let playing = self.imp.playing.load(Ordering::SeqCst);
+        let playing = self.imp.live.is_playing();
         match part.kind {
             PartKind::Video => self.handle_video(part, playing),
             PartKind::Audio => {
@@ -964,18 +862,13 @@ impl<'a> Streamer<'a> {
                 }
                 self.seen_audio = true;
                 self.imp.stats.lock().unwrap().audio_parts += 1;
-                if !self.pads_decided {
-                    // Pads wait for a key frame; once one is held, audio settles them.
-                    if !self.held.is_empty() {
-                        self.maybe_decide_pads()?;
-                    }
+                if !self.settings.audio {
                     return Ok(());
                 }
-                let Some(q) = self.audio.clone() else {
-                    return Ok(());
-                };
                 if !playing || self.need_key {
-                    // Audio starts with the first pushed key frame, to start in sync.
+                    // Audio starts with the first pushed key frame, to start in sync;
+                    // that it comes decides the pads all the same.
+                    self.outputs.seen(Kind::Audio, &self.audio_caps);
                     return Ok(());
                 }
                 let m = self
@@ -993,7 +886,7 @@ impl<'a> Streamer<'a> {
                         b.set_flags(gst::BufferFlags::DISCONT);
                     }
                 }
-                if let Enqueued::Overflow(n) = q.push(buf, false) {
+                if let Pushed::Overflow(n) = self.outputs.push(Kind::Audio, &self.audio_caps, buf) {
                     self.imp.stats.lock().unwrap().dropped += n as u64;
                 }
                 self.flow()
@@ -1040,19 +933,12 @@ impl<'a> Streamer<'a> {
         };
         self.imp.stats.lock().unwrap().count_frame();
         if !playing {
-            // A live source drops what it captures while paused. Before the pads exist,
-            // the latest key frame is kept so they can be exposed (and autoplugged)
-            // while paused; it is never pushed.
+            // A live source drops what it captures while paused. A key frame seen then
+            // is enough to expose the pads, so they can be linked while paused.
             self.need_key = true;
             self.imp.stats.lock().unwrap().dropped += 1;
-            if !self.pads_decided && info.idr {
-                self.held = vec![Held {
-                    data,
-                    pts: 0,
-                    key: true,
-                    paused: true,
-                }];
-                return self.maybe_decide_pads();
+            if info.idr {
+                self.outputs.seen(Kind::Video, &self.video_caps);
             }
             return Ok(());
         }
@@ -1061,44 +947,12 @@ impl<'a> Streamer<'a> {
             .map(Stream::Video, part.timestamp, self.running_time())
             .pts;
         self.need_key = false;
-        let held = Held {
-            data,
-            pts,
-            key: info.idr,
-            paused: false,
-        };
-        if !self.pads_decided {
-            // A key frame kept while paused is stale now.
-            self.held.retain(|h| !h.paused);
-            self.held.push(held);
-            return self.maybe_decide_pads();
-        }
-        self.push_video(held)
-    }
-
-    /// Expose the pads once audio was seen, or is not wanted, or enough video passed
-    /// without it.
-    fn maybe_decide_pads(&mut self) -> Result<(), gst::FlowError> {
-        if !self.settings.audio || self.seen_audio || self.held.len() >= AUDIO_PROBE_FRAMES {
-            return self.decide_pads();
-        }
-        Ok(())
-    }
-
-    fn push_video(&mut self, h: Held) -> Result<(), gst::FlowError> {
-        let Some(q) = self.video.clone() else {
-            return Ok(());
-        };
-        if h.paused || !self.imp.playing.load(Ordering::SeqCst) {
-            self.need_key = true;
-            return Ok(());
-        }
-        let mut buf = gst::Buffer::from_slice(h.data);
+        let mut buf = gst::Buffer::from_slice(data);
         {
             let b = buf.get_mut().unwrap();
-            b.set_pts(gst::ClockTime::from_nseconds(h.pts));
-            b.set_dts(gst::ClockTime::from_nseconds(h.pts));
-            if !h.key {
+            b.set_pts(gst::ClockTime::from_nseconds(pts));
+            b.set_dts(gst::ClockTime::from_nseconds(pts));
+            if !info.idr {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }
             if std::mem::take(&mut self.discont[0]) {
@@ -1106,7 +960,7 @@ impl<'a> Streamer<'a> {
             }
         }
         gst::trace!(CAT, imp = self.imp, "pushing video {buf:?}");
-        if let Enqueued::Overflow(n) = q.push(buf, true) {
+        if let Pushed::Overflow(n) = self.outputs.push(Kind::Video, &self.video_caps, buf) {
             // Downstream stuck for seconds: what was queued is gone, restart at a key frame.
             gst::warning!(CAT, imp = self.imp, "video queue full, dropped {n} frames");
             self.imp.stats.lock().unwrap().dropped += n as u64;
@@ -1117,49 +971,7 @@ impl<'a> Streamer<'a> {
 
     /// The combined flow of the pads: NOT_LINKED only when every pad is unlinked.
     fn flow(&mut self) -> Result<(), gst::FlowError> {
-        for q in [&self.video, &self.audio].into_iter().flatten() {
-            self.combiner
-                .update_pad_flow(&q.pad, q.flow())
-                .map(|_| ())?;
-        }
-        Ok(())
-    }
-
-    /// Create the pads once the first key frame is in and we know whether audio flows.
-    fn decide_pads(&mut self) -> Result<(), gst::FlowError> {
-        self.pads_decided = true;
-        let with_audio = self.settings.audio && self.seen_audio;
-        gst::info!(
-            CAT,
-            imp = self.imp,
-            "exposing video{} pad(s)",
-            if with_audio { " and audio" } else { "" }
-        );
-        self.video = Some(self.add_pad("video", video_caps()));
-        if with_audio {
-            self.audio = Some(self.add_pad("audio", audio_caps()));
-        }
-        self.imp.obj().no_more_pads();
-        for h in std::mem::take(&mut self.held) {
-            self.push_video(h)?;
-        }
-        Ok(())
-    }
-
-    fn add_pad(&mut self, name: &str, caps: gst::Caps) -> Arc<PadQueue> {
-        let element = self.imp.obj();
-        let templ = element.pad_template(name).unwrap();
-        let pad = gst::Pad::builder_from_template(&templ)
-            .name(name)
-            .query_function(|pad, parent, query| {
-                KasaSrc::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
-            })
-            .build();
-        self.combiner.add_pad(&pad);
-        srcpad::expose(element.upcast_ref(), &pad, self.group_id, &caps);
-        let (q, thread) = PadQueue::start(pad, "kasasrc");
-        self.imp.pads.lock().unwrap().push((q.clone(), thread));
-        q
+        self.outputs.flow().map(|_| ())
     }
 }
 

@@ -10,13 +10,10 @@ use cam_session::timing::{PtsMapper, Stream};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_cam_common::padqueue::{Enqueued, PadQueue};
-use gst_cam_common::srcpad;
+use gst_cam_common::livesrc::{self, Handled, Kind, LiveSrc, Outputs, Pushed};
 use gst_cam_common::uri::percent_encode;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 use tutk::client::{self, Event, Flow, StreamOptions};
 use tutk::{ffi, Cancel, ConnectRequest, Error, ErrorKind, Secret};
@@ -37,8 +34,6 @@ const DEFAULT_MAX_RECONNECTS: i32 = -1;
 const DEFAULT_RECONNECT_DELAY_MS: u32 = 1000;
 const DEFAULT_MAX_RECONNECT_DELAY_MS: u32 = 30_000;
 const DEFAULT_LATENCY_MS: u32 = 200;
-/// Video frames to wait for a first audio frame before deciding the camera sends none.
-const AUDIO_PROBE_FRAMES: usize = 8;
 /// Environment fallbacks that keep secrets out of command lines and parser logs.
 const ENV_PASSWORD: &str = "TUTK_PASSWORD";
 const ENV_LICENSE_KEY: &str = "TUTK_LICENSE_KEY";
@@ -80,18 +75,11 @@ impl Default for Settings {
     }
 }
 
-struct Running {
-    thread: JoinHandle<()>,
-    cancel: Arc<Cancel>,
-}
-
-#[derive(Default)]
 pub struct TutkSrc {
     settings: Mutex<Settings>,
     stats: Arc<Mutex<client::Stats>>,
-    running: Mutex<Option<Running>>,
-    pads: Mutex<Vec<(Arc<PadQueue>, JoinHandle<()>)>>,
-    playing: AtomicBool,
+    /// The SDK thread, the pads, the playing flag.
+    live: LiveSrc,
 }
 
 #[glib::object_subclass]
@@ -100,6 +88,14 @@ impl ObjectSubclass for TutkSrc {
     type Type = super::TutkSrc;
     type ParentType = gst::Element;
     type Interfaces = (gst::URIHandler,);
+
+    fn new() -> Self {
+        TutkSrc {
+            settings: Mutex::default(),
+            stats: Arc::default(),
+            live: LiveSrc::new("tutksrc"),
+        }
+    }
 }
 
 fn caps_for(codec: u16) -> Option<gst::Caps> {
@@ -325,22 +321,10 @@ impl ElementImpl for TutkSrc {
                 }
                 caps
             };
-            vec![
-                gst::PadTemplate::new(
-                    "video",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &caps(&[ffi::CODEC_H264, ffi::CODEC_H265, ffi::CODEC_MJPEG]),
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "audio",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &caps(&[ffi::CODEC_G711U, ffi::CODEC_G711A]),
-                )
-                .unwrap(),
-            ]
+            livesrc::templates(
+                &caps(&[ffi::CODEC_H264, ffi::CODEC_H265, ffi::CODEC_MJPEG]),
+                &caps(&[ffi::CODEC_G711U, ffi::CODEC_G711A]),
+            )
         });
         TEMPLATES.as_ref()
     }
@@ -348,27 +332,12 @@ impl ElementImpl for TutkSrc {
     /// EOS sent to the pipeline (`gst-launch-1.0 -e`, an application finishing a
     /// recording): stop the camera stream and end every pad, so muxers finalise files.
     fn send_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            gst::info!(CAT, imp = self, "EOS requested: stopping the camera stream");
-            self.stop_thread();
-            self.expose_pads_for_eos();
-            for (q, _) in self.pads.lock().unwrap().iter() {
-                q.push_event(gst::event::Eos::new());
-            }
-            return true;
+        let audio = self.settings.lock().unwrap().audio;
+        let handled = self.live.send_event(self.obj().upcast_ref(), &event, audio);
+        if handled == Handled::EosWithEmptyPads {
+            gst::info!(CAT, imp = self, "EOS before any data: empty pads carry it");
         }
-        if matches!(
-            event.view(),
-            gst::EventView::FlushStart(_) | gst::EventView::FlushStop(_)
-        ) {
-            // Straight to the pads, past their queues: the SDK thread goes on (a live
-            // source keeps producing), and what was queued is dropped by the flush.
-            for (q, _) in self.pads.lock().unwrap().iter() {
-                q.pad.push_event(event.clone());
-            }
-            return true;
-        }
-        false
+        handled.handled()
     }
 
     fn change_state(
@@ -376,21 +345,10 @@ impl ElementImpl for TutkSrc {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "changing state {transition:?}");
-        match transition {
-            gst::StateChange::ReadyToPaused => self.start()?,
-            gst::StateChange::PausedToPlaying => self.playing.store(true, Ordering::SeqCst),
-            gst::StateChange::PlayingToPaused => self.playing.store(false, Ordering::SeqCst),
-            gst::StateChange::PausedToReady => self.stop(),
-            _ => {}
-        }
-        let mut ret = self.parent_change_state(transition)?;
-        if matches!(
-            transition,
-            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused
-        ) {
-            ret = gst::StateChangeSuccess::NoPreroll;
-        }
-        Ok(ret)
+        self.live
+            .change_state(self.obj().upcast_ref(), transition, self, |t| {
+                self.parent_change_state(t)
+            })
     }
 }
 
@@ -439,20 +397,7 @@ impl URIHandlerImpl for TutkSrc {
     }
 }
 
-impl TutkSrc {
-    /// A camera that never sent anything left no pads: expose them now, empty, so that
-    /// an EOS reaches downstream (else `gst-launch-1.0 -e` waits for ever).
-    fn expose_pads_for_eos(&self) {
-        let audio = self.settings.lock().unwrap().audio;
-        if srcpad::expose_eos_pads(self.obj().upcast_ref(), &self.pads, audio, "tutksrc") {
-            gst::info!(
-                CAT,
-                imp = self,
-                "no data yet: empty pads exposed to carry the EOS"
-            );
-        }
-    }
-
+impl livesrc::Source for TutkSrc {
     fn start(&self) -> Result<(), gst::StateChangeError> {
         let fail = |kind: gst::LibraryError, msg: String| {
             gst::element_imp_error!(self, kind, ("{msg}"));
@@ -512,65 +457,26 @@ impl TutkSrc {
             audio: settings.audio,
         };
         *self.stats.lock().unwrap() = client::Stats::default();
-        let cancel = Arc::new(Cancel::new());
-        let c2 = cancel.clone();
-        let element = self.obj().clone();
         gst::info!(
             CAT,
             imp = self,
             "connecting to {uid} as {}",
             settings.username
         );
-        let thread = std::thread::Builder::new()
-            .name("tutksrc-sdk".into())
-            .spawn(move || Streamer::new(element, opts).run(backend, &c2))
-            .map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Thread,
-                    ("Cannot start the SDK thread: {e}")
-                );
-                gst::StateChangeError
-            })?;
-        *self.running.lock().unwrap() = Some(Running { thread, cancel });
-        Ok(())
+        let element = self.obj().clone();
+        let outputs = Outputs::new(element.upcast_ref(), &self.live, settings.audio);
+        self.live.spawn(self.obj().upcast_ref(), move |cancel| {
+            Streamer::new(element, opts, outputs).run(backend, &cancel)
+        })
     }
 
-    /// Abort the SDK thread wherever it is (a blocked connect included) and wait for it.
-    /// It never blocks on downstream (it only enqueues).
-    fn stop_thread(&self) {
-        let running = self.running.lock().unwrap().take();
-        if let Some(r) = running {
-            r.cancel.cancel();
-            let _ = r.thread.join();
-        }
-    }
-
-    fn stop(&self) {
-        self.stop_thread();
-        // Deactivating a pad unblocks its pusher if a push is waiting downstream.
-        let pads = std::mem::take(&mut *self.pads.lock().unwrap());
-        for (q, thread) in pads {
-            let _ = q.pad.set_active(false);
-            q.shutdown();
-            let _ = thread.join();
-            let _ = self.obj().remove_pad(&q.pad);
-        }
+    fn stopped(&self) {
         self.stats.lock().unwrap().connected = false;
         gst::debug!(CAT, imp = self, "stopped");
     }
+}
 
-    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        let latency = self.settings.lock().unwrap().latency;
-        srcpad::query(
-            pad,
-            self.obj().upcast_ref(),
-            query,
-            latency,
-            self.obj().uri().map(Into::into),
-        )
-    }
-
+impl TutkSrc {
     fn post(&self, s: gst::Structure) {
         let _ = self
             .obj()
@@ -601,38 +507,24 @@ fn error_message(e: &Error) -> gst::ErrorMessage {
     }
 }
 
-/// One buffer waiting for the pads to be decided.
-struct Held {
-    audio: bool,
-    codec: u16,
-    buffer: gst::Buffer,
-}
-
 /// The SDK thread's state for one start/stop cycle.
 struct Streamer {
     element: super::TutkSrc,
     opts: StreamOptions,
     mapper: PtsMapper,
-    group_id: gst::GroupId,
-    /// Video, audio queues once exposed, with the codec of their caps.
-    pads: [Option<(Arc<PadQueue>, u16)>; 2],
-    decided: bool,
-    held: Vec<Held>,
+    outputs: Outputs,
     /// Output restarts at a key frame (after a pause or an overflow).
     need_key: bool,
     discont: [bool; 2],
 }
 
 impl Streamer {
-    fn new(element: super::TutkSrc, opts: StreamOptions) -> Streamer {
+    fn new(element: super::TutkSrc, opts: StreamOptions, outputs: Outputs) -> Streamer {
         Streamer {
             element,
             opts,
             mapper: PtsMapper::new(),
-            group_id: gst::GroupId::next(),
-            pads: [None, None],
-            decided: false,
-            held: Vec::new(),
+            outputs,
             need_key: true,
             discont: [true, true],
         }
@@ -650,23 +542,20 @@ impl Streamer {
             gst::debug!(CAT, obj = self.element, "stream ended: {e}");
             self.element.post_error_message(error_message(&e));
             // Downstream learns it from an EOS after the error, as from any failed source.
-            for (q, _) in self.pads.iter().flatten() {
-                q.push_event(gst::event::Eos::new());
-            }
+            self.outputs.eos();
         }
         drop(backend);
     }
 
     /// The running time now, if the element is playing.
     fn arrival(&self) -> Option<u64> {
-        if !self.imp().playing.load(Ordering::SeqCst) {
+        if !self.imp().live.is_playing() {
             return None;
         }
         let clock = self.element.clock()?;
         let base = self.element.base_time()?;
         Some(clock.time().nseconds().saturating_sub(base.nseconds()))
     }
-
     fn on_event(&mut self, ev: Event) -> Flow {
         let uid = self.opts.request.uid.clone();
         match ev {
@@ -724,6 +613,13 @@ impl Streamer {
         // A live source produces nothing while paused; video starts again at a key frame.
         let Some(arrival) = self.arrival() else {
             self.need_key = true;
+            // Enough to expose the pads while paused, so they can be linked then.
+            if audio || f.info.is_key() {
+                if let Some(caps) = caps_for(f.info.codec_id) {
+                    let kind = if audio { Kind::Audio } else { Kind::Video };
+                    self.outputs.seen(kind, &caps);
+                }
+            }
             return;
         };
         if !audio {
@@ -735,7 +631,7 @@ impl Streamer {
             // Audio waits for the video it goes with.
             return;
         }
-        if caps_for(f.info.codec_id).is_none() {
+        let Some(caps) = caps_for(f.info.codec_id) else {
             gst::debug!(
                 CAT,
                 obj = self.element,
@@ -743,7 +639,7 @@ impl Streamer {
                 f.info.codec_id
             );
             return;
-        }
+        };
         let stream = if audio { Stream::Audio } else { Stream::Video };
         let m = self
             .mapper
@@ -762,94 +658,21 @@ impl Streamer {
                 b.set_flags(gst::BufferFlags::DISCONT);
             }
         }
-        let held = Held {
-            audio,
-            codec: f.info.codec_id,
-            buffer,
-        };
-        if self.decided {
-            self.push(held);
-            return;
-        }
-        self.held.push(held);
-        let videos = self.held.iter().filter(|h| !h.audio).count();
-        let audio_seen = self.held.iter().any(|h| h.audio);
-        if videos > 0 && (!self.opts.audio || audio_seen || videos >= AUDIO_PROBE_FRAMES) {
-            self.decide();
-        }
-    }
-
-    /// Expose the pads (video, and audio if it came) together, so muxers see all of them
-    /// before any data, then release what was held.
-    fn decide(&mut self) {
-        self.decided = true;
-        for audio in [false, true] {
-            if let Some(h) = self.held.iter().find(|h| h.audio == audio) {
-                let codec = h.codec;
-                self.add_pad(audio, codec);
-            }
-        }
-        gst::info!(
-            CAT,
-            obj = self.element,
-            "exposing video{} pad",
-            if self.pads[1].is_some() {
-                " and audio"
-            } else {
-                ""
-            }
-        );
-        self.element.no_more_pads();
-        for h in std::mem::take(&mut self.held) {
-            self.push(h);
-        }
-    }
-
-    fn add_pad(&mut self, audio: bool, codec: u16) {
-        let name = if audio { "audio" } else { "video" };
-        let caps = caps_for(codec).expect("supported codec");
-        let templ = self.element.pad_template(name).unwrap();
-        let pad = gst::Pad::builder_from_template(&templ)
-            .name(name)
-            .query_function(|pad, parent, query| {
-                TutkSrc::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
-            })
-            .build();
-        srcpad::expose(self.element.upcast_ref(), &pad, self.group_id, &caps);
-        let (q, thread) = PadQueue::start(pad, "tutksrc");
-        self.imp().pads.lock().unwrap().push((q.clone(), thread));
-        self.pads[audio as usize] = Some((q, codec));
-    }
-
-    fn push(&mut self, h: Held) {
-        let k = h.audio as usize;
-        // Audio that appears after the pads were decided has no pad: dropped.
-        let Some((q, codec)) = self.pads[k].as_mut() else {
-            return;
-        };
-        if *codec != h.codec {
-            let caps = caps_for(h.codec).expect("supported codec");
-            gst::info!(
-                CAT,
-                obj = self.element,
-                "camera switched to {}: {caps}",
-                client::codec_name(h.codec)
-            );
-            q.push_event(gst::event::Caps::new(&caps));
-            *codec = h.codec;
-        }
-        let q = q.clone();
-        if let Enqueued::Overflow(n) = q.push(h.buffer, !h.audio) {
-            // Downstream stuck for seconds: what was queued is gone.
-            gst::warning!(
-                CAT,
-                obj = self.element,
-                "downstream too slow: dropped {n} {} buffers",
-                if h.audio { "audio" } else { "video" }
-            );
-            if !h.audio {
-                self.need_key = true;
-                self.discont[0] = true;
+        let kind = if audio { Kind::Audio } else { Kind::Video };
+        match self.outputs.push(kind, &caps, buffer) {
+            Pushed::Queued | Pushed::NoPad => {}
+            Pushed::Overflow(n) => {
+                // Downstream stuck for seconds: what was queued is gone.
+                gst::warning!(
+                    CAT,
+                    obj = self.element,
+                    "downstream too slow: dropped {n} {} buffers",
+                    kind.pad_name()
+                );
+                if !audio {
+                    self.need_key = true;
+                    self.discont[0] = true;
+                }
             }
         }
     }
