@@ -15,12 +15,9 @@ use cam_session::Cancel;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_cam_common::padqueue::PadQueue;
-use gst_cam_common::srcpad;
+use gst_cam_common::livesrc::{self, Handled, Kind, LiveSrc};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -170,32 +167,14 @@ impl Stats {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Video = 0,
-    Audio = 1,
-}
-
-impl Kind {
-    /// The pad (and pad template) name.
-    fn pad_name(self) -> &'static str {
-        match self {
-            Kind::Video => "video",
-            Kind::Audio => "audio",
-        }
-    }
-}
-
-/// Where buffers go: camsrc's pads and the timeline they share across sessions.
+/// Where buffers go: the timeline camsrc's pads share across sessions (the pads
+/// themselves are the [`LiveSrc`]'s).
 struct Output {
-    pads: [Option<Arc<PadQueue>>; 2],
-    threads: Vec<JoinHandle<()>>,
+    /// The caps each pad carries now.
     caps: [Option<gst::Caps>; 2],
-    group_id: gst::GroupId,
     /// Last PTS and end (PTS + duration) pushed per pad, on camsrc's timeline.
     last_pts: [Option<u64>; 2],
     last_end: [Option<u64>; 2],
-    no_more_pads: bool,
     /// Pads decided: buffers go straight out. Before that they are held.
     decided: bool,
     held: Vec<(Kind, gst::Sample, Instant)>,
@@ -217,13 +196,9 @@ struct Output {
 impl Output {
     fn new() -> Self {
         Output {
-            pads: [None, None],
-            threads: Vec::new(),
             caps: [None, None],
-            group_id: gst::GroupId::next(),
             last_pts: [None, None],
             last_end: [None, None],
-            no_more_pads: false,
             decided: false,
             held: Vec::new(),
             session: 0,
@@ -237,18 +212,13 @@ impl Output {
     }
 }
 
-struct Running {
-    /// The supervisor's stop: its backoff waits end at once (`cam_session::Cancel`).
-    control: Arc<Cancel>,
-    thread: JoinHandle<()>,
-}
-
 pub struct CamSrc {
     settings: Mutex<Settings>,
     stats: Mutex<Stats>,
     output: Mutex<Output>,
-    running: Mutex<Option<Running>>,
-    playing: AtomicBool,
+    /// The supervisor thread (its backoff waits end at once when stopped), the pads,
+    /// the playing flag.
+    live: LiveSrc,
 }
 
 #[glib::object_subclass]
@@ -263,8 +233,7 @@ impl ObjectSubclass for CamSrc {
             settings: Mutex::new(Settings::default()),
             stats: Mutex::new(Stats::default()),
             output: Mutex::new(Output::new()),
-            running: Mutex::new(None),
-            playing: AtomicBool::new(false),
+            live: LiveSrc::new("camsrc"),
         }
     }
 }
@@ -486,22 +455,7 @@ impl ElementImpl for CamSrc {
             ] {
                 audio.merge(gst::Caps::new_empty_simple(name));
             }
-            vec![
-                gst::PadTemplate::new(
-                    "video",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &video,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "audio",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &audio,
-                )
-                .unwrap(),
-            ]
+            livesrc::templates(&video, &audio)
         });
         TEMPLATES.as_ref()
     }
@@ -509,37 +463,12 @@ impl ElementImpl for CamSrc {
     /// EOS sent to the pipeline (`gst-launch-1.0 -e`, an application finishing a
     /// recording): stop the camera and end every pad so muxers finalise their files.
     fn send_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            gst::info!(CAT, imp = self, "EOS requested: stopping the camera");
-            self.stop_supervisor();
-            let audio = self.settings.lock().unwrap().audio;
-            let mut o = self.output.lock().unwrap();
-            // A camera that never sent anything left no pads: expose them now, empty, so
-            // that the EOS reaches downstream (else `gst-launch-1.0 -e` waits for ever).
-            let mut added = false;
-            for kind in [Kind::Video, Kind::Audio] {
-                if o.pads[kind as usize].is_none() && (kind == Kind::Video || audio) {
-                    let name = kind.pad_name();
-                    gst::info!(CAT, imp = self, "exposing an empty {name} pad for EOS");
-                    let (q, thread) =
-                        srcpad::eos_pad(self.obj().upcast_ref(), name, o.group_id, "camsrc");
-                    o.pads[kind as usize] = Some(q);
-                    o.threads.push(thread);
-                    added = true;
-                }
-            }
-            let announce = added && !o.no_more_pads;
-            o.no_more_pads = true;
-            for q in o.pads.iter().flatten() {
-                q.push_event(gst::event::Eos::new());
-            }
-            drop(o);
-            if announce {
-                self.obj().no_more_pads();
-            }
-            return true;
+        let audio = self.settings.lock().unwrap().audio;
+        let handled = self.live.send_event(self.obj().upcast_ref(), &event, audio);
+        if handled == Handled::EosWithEmptyPads {
+            gst::info!(CAT, imp = self, "EOS before any data: empty pads carry it");
         }
-        false
+        handled.handled()
     }
 
     fn change_state(
@@ -547,22 +476,10 @@ impl ElementImpl for CamSrc {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "changing state {transition:?}");
-        match transition {
-            gst::StateChange::NullToReady => self.check_settings()?,
-            gst::StateChange::ReadyToPaused => self.start()?,
-            gst::StateChange::PausedToPlaying => self.playing.store(true, Ordering::SeqCst),
-            gst::StateChange::PlayingToPaused => self.playing.store(false, Ordering::SeqCst),
-            gst::StateChange::PausedToReady => self.stop(),
-            _ => {}
-        }
-        let mut ret = self.parent_change_state(transition)?;
-        if matches!(
-            transition,
-            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused
-        ) {
-            ret = gst::StateChangeSuccess::NoPreroll;
-        }
-        Ok(ret)
+        self.live
+            .change_state(self.obj().upcast_ref(), transition, self, |t| {
+                self.parent_change_state(t)
+            })
     }
 }
 
@@ -611,8 +528,10 @@ impl CamSrc {
         self.settings.lock().unwrap().uri = parsed;
         Ok(())
     }
+}
 
-    fn check_settings(&self) -> Result<(), gst::StateChangeError> {
+impl livesrc::Source for CamSrc {
+    fn check(&self) -> Result<(), gst::StateChangeError> {
         if self.settings.lock().unwrap().uri.is_none() {
             gst::element_imp_error!(
                 self,
@@ -633,52 +552,18 @@ impl CamSrc {
             st.started = Some(Instant::now());
         }
         *self.output.lock().unwrap() = Output::new();
-        let control = Arc::new(Cancel::new());
-        let c = control.clone();
         let element = self.obj().clone();
-        let thread = std::thread::Builder::new()
-            .name("camsrc-supervisor".into())
-            .spawn(move || element.imp().supervise(settings, &c))
-            .map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Thread,
-                    ("Failed to start the supervisor thread: {e}")
-                );
-                gst::StateChangeError
-            })?;
-        *self.running.lock().unwrap() = Some(Running { control, thread });
-        Ok(())
+        self.live.spawn(self.obj().upcast_ref(), move |control| {
+            element.imp().supervise(settings, &control)
+        })
     }
 
-    fn stop_supervisor(&self) {
-        let running = self.running.lock().unwrap().take();
-        if let Some(r) = running {
-            r.control.cancel();
-            let _ = r.thread.join();
-        }
-    }
-
-    fn stop(&self) {
-        self.stop_supervisor();
-        let (pads, threads) = {
-            let mut o = self.output.lock().unwrap();
-            (std::mem::take(&mut o.pads), std::mem::take(&mut o.threads))
-        };
-        for q in pads.iter().flatten() {
-            // Deactivating unblocks a push waiting downstream.
-            let _ = q.pad.set_active(false);
-            q.shutdown();
-        }
-        for t in threads {
-            let _ = t.join();
-        }
-        for q in pads.iter().flatten() {
-            let _ = self.obj().remove_pad(&q.pad);
-        }
+    fn stopped(&self) {
         self.stats.lock().unwrap().state = "stopped";
     }
+}
 
+impl CamSrc {
     fn post(&self, s: gst::Structure) {
         let _ = self
             .obj()
@@ -942,13 +827,9 @@ impl CamSrc {
                 }
             }
             // Downstream refused data for good.
-            let flows: Vec<_> = self
-                .output
-                .lock()
-                .unwrap()
-                .pads
-                .iter()
-                .flatten()
+            let flows: Vec<_> = [Kind::Video, Kind::Audio]
+                .into_iter()
+                .filter_map(|k| self.live.pads().get(k))
                 .map(|q| q.flow())
                 .collect();
             if let Some(Err(e)) = flows.iter().find(|f| {
@@ -1273,7 +1154,7 @@ impl CamSrc {
         o.decided = true;
         let held = std::mem::take(&mut o.held);
         for k in [Kind::Video, Kind::Audio] {
-            if o.pads[k as usize].is_none() {
+            if self.live.pads().get(k).is_none() {
                 if let Some((_, s, _)) = held.iter().find(|(h, _, _)| *h == k) {
                     if let Some(caps) = s.caps() {
                         self.add_pad(&mut o, k, caps.to_owned());
@@ -1281,15 +1162,11 @@ impl CamSrc {
                 }
             }
         }
-        let announce = !o.no_more_pads;
-        o.no_more_pads = true;
         for (k, s, _) in held {
             self.process(&mut o, k, s);
         }
         drop(o);
-        if announce {
-            self.obj().no_more_pads();
-        }
+        self.live.pads().announce(self.obj().upcast_ref());
     }
 
     /// Gate (key frame first, nothing while paused), re-timestamp and push one buffer.
@@ -1304,7 +1181,7 @@ impl CamSrc {
         let Some(running) = self.obj().current_running_time() else {
             return;
         };
-        if !self.playing.load(Ordering::SeqCst) {
+        if !self.live.is_playing() {
             // Paused: a live source produces nothing; start again at a key frame.
             o.video_started = false;
             return;
@@ -1358,7 +1235,7 @@ impl CamSrc {
                 b.set_flags(gst::BufferFlags::DISCONT);
             }
         }
-        let q = match o.pads[k].clone() {
+        let q = match self.live.pads().get(kind) {
             Some(q) => {
                 if o.caps[k].as_ref() != Some(&caps) {
                     q.push_event(gst::event::Caps::new(&caps));
@@ -1395,34 +1272,21 @@ impl CamSrc {
         }
     }
 
-    fn add_pad(&self, o: &mut Output, kind: Kind, caps: gst::Caps) -> Arc<PadQueue> {
-        let element = self.obj();
-        let name = kind.pad_name();
-        let templ = element.pad_template(name).unwrap();
-        let pad = gst::Pad::builder_from_template(&templ)
-            .name(name)
-            .query_function(|pad, parent, query| {
-                CamSrc::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
-            })
-            .build();
-        srcpad::expose(element.upcast_ref(), &pad, o.group_id, &caps);
-        gst::info!(CAT, imp = self, "exposing {name} pad with {caps}");
-        let (q, thread) = PadQueue::start(pad, "camsrc");
-        o.pads[kind as usize] = Some(q.clone());
+    fn add_pad(
+        &self,
+        o: &mut Output,
+        kind: Kind,
+        caps: gst::Caps,
+    ) -> Arc<gst_cam_common::padqueue::PadQueue> {
+        gst::info!(
+            CAT,
+            imp = self,
+            "exposing {} pad with {caps}",
+            kind.pad_name()
+        );
+        let q = self.live.pads().add(self.obj().upcast_ref(), kind, &caps);
         o.caps[kind as usize] = Some(caps);
-        o.threads.push(thread);
         q
-    }
-
-    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        let latency = self.settings.lock().unwrap().latency;
-        srcpad::query(
-            pad,
-            self.obj().upcast_ref(),
-            query,
-            latency,
-            self.obj().uri().map(Into::into),
-        )
     }
 }
 
