@@ -306,6 +306,24 @@ auth = "none"
         slope_per_hour(&steady, |s| s.spool_kib),
         slope_per_hour(&steady, |s| s.data_mib),
     );
+    // Recordings are kept 20 min, so the data, the index and the caches reach their
+    // size some time after that: the second half says whether growth goes on.
+    let half = samples.last().map(|s| s.minutes / 2.0).unwrap_or(0.0);
+    let late: Vec<Sample> = steady
+        .iter()
+        .copied()
+        .filter(|s| s.minutes >= half)
+        .collect();
+    if late.len() >= 3 {
+        println!(
+            "second half (least squares over {} samples from minute {half:.0}): RSS {:+.1} MiB/h, fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h",
+            late.len(),
+            slope_per_hour(&late, |s| s.rss_kib) / 1024.0,
+            slope_per_hour(&late, |s| s.fds),
+            slope_per_hour(&late, |s| s.threads),
+            slope_per_hour(&late, |s| s.spool_kib),
+        );
+    }
     if let (Some(a), Some(b)) = (steady.first(), steady.last()) {
         println!(
             "from minute {:.0} to {:.0}: RSS {:.1} -> {:.1} MiB, fds {:.0} -> {:.0}, threads {:.0} -> {:.0}, spool {:.0} -> {:.0} KiB",
