@@ -9,11 +9,14 @@
 //! for 10 s) or stops its video for 20 s. Every minute a client pulls 5 s of one camera
 //! over RTSP and of its MP4 live view, and reads the event list.
 //!
-//! Every minute it samples the daemon's resident memory, open file descriptors, threads,
-//! the Kafka spool's size and the data directory's size. At the end it prints the growth
+//! Every minute it samples the daemon's resident memory, the C heap under it (in use and
+//! kept free by the allocator, from `/metrics`), open file descriptors, threads, the Kafka
+//! spool's size and the data directory's size. At the end it prints the growth
 //! per hour of each, fitted (least squares) over the samples after the first 5 minutes
 //! (start-up: pipelines, the model, the first segments). A slope that does not round to
-//! zero is a leak to find.
+//! zero is a leak to find: if the heap in use grows with it, something keeps memory; if
+//! only the free part grows, it is the allocator's fragmentation. The second half's slope
+//! is printed too, since the first minutes are warm-up (recordings filling their 20 min).
 //!
 //! ```text
 //! cargo run --release -p homecam --example soak -- HOURS [--outage-every SECONDS]
@@ -31,6 +34,9 @@ use common::{free_port, Homecam};
 struct Sample {
     minutes: f64,
     rss_kib: f64,
+    /// The C heap from the daemon's `/metrics`: in use, and kept free by the allocator.
+    heap_kib: f64,
+    free_kib: f64,
     fds: f64,
     threads: f64,
     spool_kib: f64,
@@ -61,13 +67,26 @@ fn du(dir: &Path) -> u64 {
         .sum()
 }
 
-fn sample(pid: u32, data: &Path, t0: Instant) -> Sample {
+/// `homecam_heap_bytes{kind="KIND"}` from the daemon's `/metrics`, in KiB (0 if absent).
+fn heap_kib(metrics: &str, kind: &str) -> f64 {
+    let prefix = format!("homecam_heap_bytes{{kind=\"{kind}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn sample(pid: u32, metrics_port: u16, data: &Path, t0: Instant) -> Sample {
+    let metrics = common::get(metrics_port, "/metrics", "").text();
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0);
     Sample {
         minutes: t0.elapsed().as_secs_f64() / 60.0,
         rss_kib: status_field(pid, "VmRSS:"),
+        heap_kib: heap_kib(&metrics, "in_use"),
+        free_kib: heap_kib(&metrics, "free"),
         fds: fds as f64,
         threads: status_field(pid, "Threads:"),
         spool_kib: du(&data.join("kafka-spool")) as f64 / 1024.0,
@@ -144,9 +163,10 @@ fn main() {
     sims.push(common::people_camera(10));
     let sims = std::sync::Arc::new(sims);
     let rtsp_port = free_port();
+    let metrics_port = free_port();
     let mut cfg = format!(
         r#"[general]
-metrics = ""
+metrics = "127.0.0.1:{metrics_port}"
 status-interval = 60
 data-dir = "{data}"
 
@@ -232,18 +252,20 @@ auth = "none"
     let mut samples: Vec<Sample> = Vec::new();
     let (mut pulls, mut pulled) = (0u32, 0u32);
     let mut minute = 0u64;
-    println!("minute  RSS MiB  fds  threads  spool KiB  data MiB  pulls ok");
+    println!("minute  RSS MiB  heap MiB  free MiB  fds  threads  spool KiB  data MiB  pulls ok");
     while Instant::now() < end {
         if let Ok(Some(status)) = daemon.child.try_wait() {
             println!("soak: the daemon exited ({status}):\n{}", daemon.output());
             std::process::exit(1);
         }
-        let s = sample(pid, &data, t0);
+        let s = sample(pid, metrics_port, &data, t0);
         samples.push(s);
         println!(
-            "{:6.0}  {:7.1}  {:3.0}  {:7.0}  {:9.0}  {:8.0}  {pulled}/{pulls}",
+            "{:6.0}  {:7.1}  {:8.1}  {:8.1}  {:3.0}  {:7.0}  {:9.0}  {:8.0}  {pulled}/{pulls}",
             s.minutes,
             s.rss_kib / 1024.0,
+            s.heap_kib / 1024.0,
+            s.free_kib / 1024.0,
             s.fds,
             s.threads,
             s.spool_kib,
@@ -275,7 +297,7 @@ auth = "none"
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let n_outages = outages.join().unwrap();
-    let last = sample(pid, &data, t0);
+    let last = sample(pid, metrics_port, &data, t0);
     samples.push(last);
     let steady: Vec<Sample> = samples
         .iter()
@@ -298,9 +320,11 @@ auth = "none"
         println!("soak: daemon said: {e}");
     }
     println!(
-        "growth per hour (least squares over {} samples from minute 5): RSS {:+.1} MiB/h, fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h, data {:+.0} MiB/h (recordings kept 20 min)",
+        "growth per hour (least squares over {} samples from minute 5): RSS {:+.1} MiB/h (heap in use {:+.1}, free in the heap {:+.1}), fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h, data {:+.0} MiB/h (recordings kept 20 min)",
         steady.len(),
         slope_per_hour(&steady, |s| s.rss_kib) / 1024.0,
+        slope_per_hour(&steady, |s| s.heap_kib) / 1024.0,
+        slope_per_hour(&steady, |s| s.free_kib) / 1024.0,
         slope_per_hour(&steady, |s| s.fds),
         slope_per_hour(&steady, |s| s.threads),
         slope_per_hour(&steady, |s| s.spool_kib),
@@ -316,9 +340,11 @@ auth = "none"
         .collect();
     if late.len() >= 3 {
         println!(
-            "second half (least squares over {} samples from minute {half:.0}): RSS {:+.1} MiB/h, fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h",
+            "second half (least squares over {} samples from minute {half:.0}): RSS {:+.1} MiB/h (heap in use {:+.1}, free in the heap {:+.1}), fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h",
             late.len(),
             slope_per_hour(&late, |s| s.rss_kib) / 1024.0,
+            slope_per_hour(&late, |s| s.heap_kib) / 1024.0,
+            slope_per_hour(&late, |s| s.free_kib) / 1024.0,
             slope_per_hour(&late, |s| s.fds),
             slope_per_hour(&late, |s| s.threads),
             slope_per_hour(&late, |s| s.spool_kib),
@@ -326,11 +352,13 @@ auth = "none"
     }
     if let (Some(a), Some(b)) = (steady.first(), steady.last()) {
         println!(
-            "from minute {:.0} to {:.0}: RSS {:.1} -> {:.1} MiB, fds {:.0} -> {:.0}, threads {:.0} -> {:.0}, spool {:.0} -> {:.0} KiB",
+            "from minute {:.0} to {:.0}: RSS {:.1} -> {:.1} MiB, heap in use {:.1} -> {:.1} MiB, fds {:.0} -> {:.0}, threads {:.0} -> {:.0}, spool {:.0} -> {:.0} KiB",
             a.minutes,
             b.minutes,
             a.rss_kib / 1024.0,
             b.rss_kib / 1024.0,
+            a.heap_kib / 1024.0,
+            b.heap_kib / 1024.0,
             a.fds,
             b.fds,
             a.threads,

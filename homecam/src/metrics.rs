@@ -19,6 +19,39 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The process's resident memory (bytes), from `/proc/self/statm`.
+fn resident_bytes() -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions; it only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    (page > 0).then_some(pages * page as f64)
+}
+
+/// The C heap that the daemon, GStreamer and GLib share (glibc malloc): bytes handed out
+/// from the arenas, bytes the arenas hold free, and bytes in large mmapped blocks. Read
+/// together with the resident size: a growing `in_use` is memory still referenced (a
+/// leak, or a cache or queue still filling); a growing `free` under a flat `in_use` is
+/// the allocator's fragmentation across its per-thread arenas, not a leak.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap() -> Vec<(String, f64)> {
+    // SAFETY: mallinfo2 takes no arguments and only reads the allocator's counters.
+    let m = unsafe { libc::mallinfo2() };
+    [
+        ("in_use", m.uordblks),
+        ("free", m.fordblks),
+        ("mmapped", m.hblkhd),
+    ]
+    .into_iter()
+    .map(|(kind, v)| (format!("kind=\"{kind}\""), v as f64))
+    .collect()
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap() -> Vec<(String, f64)> {
+    Vec::new()
+}
+
 /// The metrics text for `cams`.
 pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>, alerts: &[AlertTarget]) -> String {
     let mut out = String::new();
@@ -44,6 +77,23 @@ pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>, alerts: &[AlertTar
             .or_else(|_| s.get::<u32>(k).map(|v| v as f64))
             .unwrap_or(0.0)
     };
+    if let Some(rss) = resident_bytes() {
+        family(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes",
+            vec![(String::new(), rss)],
+        );
+    }
+    let heap = heap();
+    if !heap.is_empty() {
+        family(
+            "homecam_heap_bytes",
+            "gauge",
+            "The C heap (glibc malloc, shared with GStreamer): in_use by live allocations, free but kept by the allocator, mmapped in large blocks",
+            heap,
+        );
+    }
     family(
         "homecam_camera_up",
         "gauge",

@@ -164,6 +164,18 @@ motion = {{ record = "all", pre-roll = 1, post-roll = 1 }}
     let m = http_get(metrics, "/metrics");
     assert!(m.contains("homecam_camera_up{camera=\"yard\"} 1"), "{m}");
     assert!(m.contains("# TYPE homecam_events_total counter"), "{m}");
+    // The memory figures a soak reads: resident size, and the heap in use under it.
+    let figure = |prefix: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {m}"))
+    };
+    let rss = figure("process_resident_memory_bytes ");
+    let in_use = figure("homecam_heap_bytes{kind=\"in_use\"} ");
+    assert!(
+        in_use > 1e6 && in_use < rss,
+        "heap in use {in_use} B should be under the resident {rss} B"
+    );
     let page = http_get(web, "/snapshot.jpg");
     assert!(
         page.starts_with("HTTP/1.1 200"),
