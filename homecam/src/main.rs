@@ -735,6 +735,7 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     let interval = Duration::from_secs(cfg.general.status_interval.max(1));
     let mut next_status = Instant::now() + interval;
     let mut announced = false;
+    let mut next_trim = Instant::now() + Duration::from_secs(60);
     while !STOP.load(Ordering::SeqCst)
         && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s)
     {
@@ -758,6 +759,10 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
                     println!("homecam: {}: MJPEG at http://127.0.0.1:{p}/", c.name);
                 }
             }
+        }
+        if Instant::now() >= next_trim {
+            next_trim += Duration::from_secs(60);
+            homecam::metrics::trim_heap();
         }
         if Instant::now() >= next_status {
             next_status += interval;
