@@ -57,7 +57,7 @@ fn heap() -> Vec<(String, f64)> {
 /// and going, those arenas keep pages that are free but still resident, so the resident
 /// size creeps up while the heap in use stays flat (the soak showed ~30 MiB/h).
 /// `malloc_trim` releases every whole free page of every arena; the daemon calls it once
-/// a minute, which costs a few milliseconds.
+/// a minute.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn trim_heap() {
     // SAFETY: malloc_trim only walks the allocator's own arenas under their locks.
