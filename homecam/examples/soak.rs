@@ -9,14 +9,16 @@
 //! for 10 s) or stops its video for 20 s. Every minute a client pulls 5 s of one camera
 //! over RTSP and of its MP4 live view, and reads the event list.
 //!
-//! Every minute it samples the daemon's resident memory, the C heap under it (in use and
-//! kept free by the allocator, from `/metrics`), open file descriptors, threads, the Kafka
-//! spool's size and the data directory's size. At the end it prints the growth
-//! per hour of each, fitted (least squares) over the samples after the first 5 minutes
-//! (start-up: pipelines, the model, the first segments). A slope that does not round to
-//! zero is a leak to find: if the heap in use grows with it, something keeps memory; if
-//! only the free part grows, it is the allocator's fragmentation. The second half's slope
-//! is printed too, since the first minutes are warm-up (recordings filling their 20 min).
+//! Every minute it samples the daemon's resident memory, the resident memory right after
+//! the daemon's last once-a-minute heap trim (without the churn since), the C heap under
+//! it (in use and kept free by the allocator, from `/metrics`), open file descriptors,
+//! threads, the Kafka spool's size and the data directory's size. At the end it prints
+//! the growth per hour of each, fitted (least squares) over the samples after the first 5
+//! minutes (start-up: pipelines, the model, the first segments), memory slopes with their
+//! standard error. A slope that does not round to zero is a leak to find: if the heap in
+//! use grows with it, something keeps memory; if only the free part grows, it is the
+//! allocator's fragmentation. The second half's slope is printed too, since the first
+//! minutes are warm-up (recordings filling their 20 min).
 //!
 //! ```text
 //! cargo run --release -p homecam --example soak -- HOURS [--outage-every SECONDS]
@@ -34,6 +36,9 @@ use common::{free_port, Homecam};
 struct Sample {
     minutes: f64,
     rss_kib: f64,
+    /// The resident size right after the daemon's last heap trim (`/metrics`): RSS
+    /// without the allocator's churn since.
+    floor_kib: f64,
     /// The C heap from the daemon's `/metrics`: in use, and kept free by the allocator.
     heap_kib: f64,
     free_kib: f64,
@@ -67,9 +72,9 @@ fn du(dir: &Path) -> u64 {
         .sum()
 }
 
-/// `homecam_heap_bytes{kind="KIND"}` from the daemon's `/metrics`, in KiB (0 if absent).
-fn heap_kib(metrics: &str, kind: &str) -> f64 {
-    let prefix = format!("homecam_heap_bytes{{kind=\"{kind}\"}} ");
+/// The sample `NAME` (with its labels) from the daemon's `/metrics`, in KiB (0 if absent).
+fn metric_kib(metrics: &str, name: &str) -> f64 {
+    let prefix = format!("{name} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
@@ -85,8 +90,9 @@ fn sample(pid: u32, metrics_port: u16, data: &Path, t0: Instant) -> Sample {
     Sample {
         minutes: t0.elapsed().as_secs_f64() / 60.0,
         rss_kib: status_field(pid, "VmRSS:"),
-        heap_kib: heap_kib(&metrics, "in_use"),
-        free_kib: heap_kib(&metrics, "free"),
+        floor_kib: metric_kib(&metrics, "homecam_resident_after_trim_bytes"),
+        heap_kib: metric_kib(&metrics, "homecam_heap_bytes{kind=\"in_use\"}"),
+        free_kib: metric_kib(&metrics, "homecam_heap_bytes{kind=\"free\"}"),
         fds: fds as f64,
         threads: status_field(pid, "Threads:"),
         spool_kib: du(&data.join("kafka-spool")) as f64 / 1024.0,
@@ -96,19 +102,49 @@ fn sample(pid: u32, metrics_port: u16, data: &Path, t0: Instant) -> Sample {
 
 /// Least-squares slope of `y` over the samples' minutes, per hour.
 fn slope_per_hour(s: &[Sample], y: impl Fn(&Sample) -> f64) -> f64 {
+    fit(s, y).0
+}
+
+/// Least-squares slope of `y` over the samples' minutes, per hour, and its standard
+/// error (0 with fewer than 3 samples).
+fn fit(s: &[Sample], y: impl Fn(&Sample) -> f64) -> (f64, f64) {
     let n = s.len() as f64;
     if n < 2.0 {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let mx = s.iter().map(|p| p.minutes).sum::<f64>() / n;
     let my = s.iter().map(&y).sum::<f64>() / n;
     let sxy: f64 = s.iter().map(|p| (p.minutes - mx) * (y(p) - my)).sum();
     let sxx: f64 = s.iter().map(|p| (p.minutes - mx).powi(2)).sum();
     if sxx == 0.0 {
-        0.0
-    } else {
-        sxy / sxx * 60.0
+        return (0.0, 0.0);
     }
+    let b = sxy / sxx;
+    let sse: f64 = s
+        .iter()
+        .map(|p| (y(p) - my - b * (p.minutes - mx)).powi(2))
+        .sum();
+    let se = if n > 2.0 {
+        (sse / (n - 2.0) / sxx).sqrt()
+    } else {
+        0.0
+    };
+    (b * 60.0, se * 60.0)
+}
+
+/// The memory slopes (MiB/h, with one standard error) of the samples `s`.
+fn memory_line(s: &[Sample]) -> String {
+    let mib = |f: fn(&Sample) -> f64| {
+        let (b, se) = fit(s, f);
+        format!("{:+.1} ± {:.1}", b / 1024.0, se / 1024.0)
+    };
+    format!(
+        "RSS {} MiB/h, RSS after the daemon's heap trim {}, heap in use {}, free in the heap {}",
+        mib(|p| p.rss_kib),
+        mib(|p| p.floor_kib),
+        mib(|p| p.heap_kib),
+        mib(|p| p.free_kib),
+    )
 }
 
 /// A 5 s pull of `url` by ffmpeg (decoding nothing): whether it got any packets.
@@ -252,7 +288,7 @@ auth = "none"
     let mut samples: Vec<Sample> = Vec::new();
     let (mut pulls, mut pulled) = (0u32, 0u32);
     let mut minute = 0u64;
-    println!("minute  RSS MiB  heap MiB  free MiB  fds  threads  spool KiB  data MiB  pulls ok");
+    println!("minute  RSS MiB  floor MiB  heap MiB  free MiB  fds  threads  spool KiB  data MiB  pulls ok");
     while Instant::now() < end {
         if let Ok(Some(status)) = daemon.child.try_wait() {
             println!("soak: the daemon exited ({status}):\n{}", daemon.output());
@@ -261,9 +297,10 @@ auth = "none"
         let s = sample(pid, metrics_port, &data, t0);
         samples.push(s);
         println!(
-            "{:6.0}  {:7.1}  {:8.1}  {:8.1}  {:3.0}  {:7.0}  {:9.0}  {:8.0}  {pulled}/{pulls}",
+            "{:6.0}  {:7.1}  {:9.1}  {:8.1}  {:8.1}  {:3.0}  {:7.0}  {:9.0}  {:8.0}  {pulled}/{pulls}",
             s.minutes,
             s.rss_kib / 1024.0,
+            s.floor_kib / 1024.0,
             s.heap_kib / 1024.0,
             s.free_kib / 1024.0,
             s.fds,
@@ -320,11 +357,9 @@ auth = "none"
         println!("soak: daemon said: {e}");
     }
     println!(
-        "growth per hour (least squares over {} samples from minute 5): RSS {:+.1} MiB/h (heap in use {:+.1}, free in the heap {:+.1}), fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h, data {:+.0} MiB/h (recordings kept 20 min)",
+        "growth per hour (least squares over {} samples from minute 5): {}; fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h, data {:+.0} MiB/h (recordings kept 20 min)",
         steady.len(),
-        slope_per_hour(&steady, |s| s.rss_kib) / 1024.0,
-        slope_per_hour(&steady, |s| s.heap_kib) / 1024.0,
-        slope_per_hour(&steady, |s| s.free_kib) / 1024.0,
+        memory_line(&steady),
         slope_per_hour(&steady, |s| s.fds),
         slope_per_hour(&steady, |s| s.threads),
         slope_per_hour(&steady, |s| s.spool_kib),
@@ -340,11 +375,9 @@ auth = "none"
         .collect();
     if late.len() >= 3 {
         println!(
-            "second half (least squares over {} samples from minute {half:.0}): RSS {:+.1} MiB/h (heap in use {:+.1}, free in the heap {:+.1}), fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h",
+            "second half (least squares over {} samples from minute {half:.0}): {}; fds {:+.1}/h, threads {:+.1}/h, spool {:+.0} KiB/h",
             late.len(),
-            slope_per_hour(&late, |s| s.rss_kib) / 1024.0,
-            slope_per_hour(&late, |s| s.heap_kib) / 1024.0,
-            slope_per_hour(&late, |s| s.free_kib) / 1024.0,
+            memory_line(&late),
             slope_per_hour(&late, |s| s.fds),
             slope_per_hour(&late, |s| s.threads),
             slope_per_hour(&late, |s| s.spool_kib),
@@ -352,11 +385,13 @@ auth = "none"
     }
     if let (Some(a), Some(b)) = (steady.first(), steady.last()) {
         println!(
-            "from minute {:.0} to {:.0}: RSS {:.1} -> {:.1} MiB, heap in use {:.1} -> {:.1} MiB, fds {:.0} -> {:.0}, threads {:.0} -> {:.0}, spool {:.0} -> {:.0} KiB",
+            "from minute {:.0} to {:.0}: RSS {:.1} -> {:.1} MiB, after the trim {:.1} -> {:.1} MiB, heap in use {:.1} -> {:.1} MiB, fds {:.0} -> {:.0}, threads {:.0} -> {:.0}, spool {:.0} -> {:.0} KiB",
             a.minutes,
             b.minutes,
             a.rss_kib / 1024.0,
             b.rss_kib / 1024.0,
+            a.floor_kib / 1024.0,
+            b.floor_kib / 1024.0,
             a.heap_kib / 1024.0,
             b.heap_kib / 1024.0,
             a.fds,

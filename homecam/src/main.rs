@@ -549,6 +549,7 @@ fn demo_config() -> Result<(Config, sim_process::TapoProcess, Option<String>), S
 }
 
 fn daemon_main(args: &[String]) -> Result<i32, String> {
+    homecam::metrics::cap_heap_arenas();
     let seconds = flag(args, "--seconds")?;
     daemon::init()?;
     let mut _sim = None;
@@ -735,7 +736,9 @@ fn daemon_main(args: &[String]) -> Result<i32, String> {
     let interval = Duration::from_secs(cfg.general.status_interval.max(1));
     let mut next_status = Instant::now() + interval;
     let mut announced = false;
-    let mut next_trim = Instant::now() + Duration::from_secs(60);
+    // The first trim once start-up (pipelines, the model, the first segments) is over,
+    // then once a minute.
+    let mut next_trim = Instant::now() + Duration::from_secs(15);
     while !STOP.load(Ordering::SeqCst)
         && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s)
     {

@@ -5,6 +5,7 @@ use crate::kafka::KafkaStats;
 use crate::notify::TargetStats;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,17 +58,51 @@ fn heap() -> Vec<(String, f64)> {
 /// and going, those arenas keep pages that are free but still resident, so the resident
 /// size creeps up while the heap in use stays flat (the soak showed ~30 MiB/h).
 /// `malloc_trim` releases every whole free page of every arena; the daemon calls it once
-/// a minute.
+/// a minute, and records the resident size right after (`/metrics`:
+/// `homecam_resident_after_trim_bytes`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn trim_heap() {
     // SAFETY: malloc_trim only walks the allocator's own arenas under their locks.
     unsafe {
         libc::malloc_trim(0);
     }
+    if let Some(r) = resident_bytes() {
+        RESIDENT_AFTER_TRIM.store(r as u64, Relaxed);
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn trim_heap() {}
+
+/// The resident size right after the last `trim_heap` (0 before the first). Between two
+/// trims the resident size also holds what the streaming threads allocated and freed
+/// since (tens of MiB that come and go with viewers and reconnects); this floor does not,
+/// so its trend is the one that says whether the daemon keeps memory.
+static RESIDENT_AFTER_TRIM: AtomicU64 = AtomicU64::new(0);
+
+/// Caps glibc's malloc arenas at two per CPU, unless the user set the allocator up
+/// (`MALLOC_ARENA_MAX` or `GLIBC_TUNABLES`). glibc's default is eight per CPU: with the
+/// daemon's ~40 threads per camera, each arena keeps its own free memory, and the arenas
+/// grow apart as streaming threads come and go with reconnects. Two per CPU is enough
+/// that threads running at once rarely wait on an arena's lock. Call it before any
+/// thread starts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn cap_heap_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var_os("GLIBC_TUNABLES").is_some()
+    {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let arenas = i32::try_from(2 * cpus).unwrap_or(i32::MAX).max(2);
+    // SAFETY: mallopt only sets an allocator parameter; no thread has started yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn cap_heap_arenas() {}
 
 /// The metrics text for `cams`.
 pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>, alerts: &[AlertTarget]) -> String {
@@ -109,6 +144,15 @@ pub fn render(cams: &[CameraRun], kafka: Option<&KafkaStats>, alerts: &[AlertTar
             "gauge",
             "The C heap (glibc malloc, shared with GStreamer): in_use by live allocations, free but kept by the allocator, mmapped in large blocks",
             heap,
+        );
+    }
+    let floor = RESIDENT_AFTER_TRIM.load(Relaxed);
+    if floor > 0 {
+        family(
+            "homecam_resident_after_trim_bytes",
+            "gauge",
+            "Resident memory right after the last once-a-minute heap trim: the floor under process_resident_memory_bytes, the figure whose trend shows a leak",
+            vec![(String::new(), floor as f64)],
         );
     }
     family(

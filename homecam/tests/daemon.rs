@@ -215,6 +215,30 @@ motion = {{ record = "all", pre-roll = 1, post-roll = 1 }}
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // By now the daemon has trimmed its heap (15 s after start): the resident size right
+    // after that trim is in /metrics, and it is a real process's size.
+    let t0 = Instant::now();
+    let floor = loop {
+        let m = http_get(metrics, "/metrics");
+        let found = m.lines().find_map(|l| {
+            l.strip_prefix("homecam_resident_after_trim_bytes ")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no homecam_resident_after_trim_bytes in {m}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        floor > 10e6 && floor < 4e9,
+        "resident after the trim: {floor} B"
+    );
     let status = child.wait().unwrap();
     reader.join().unwrap();
     drop(back);
