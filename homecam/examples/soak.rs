@@ -74,12 +74,7 @@ fn du(dir: &Path) -> u64 {
 
 /// The sample `NAME` (with its labels) from the daemon's `/metrics`, in KiB (0 if absent).
 fn metric_kib(metrics: &str, name: &str) -> f64 {
-    let prefix = format!("{name} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    common::metric(metrics, &format!("{name} ")).unwrap_or(0.0) / 1024.0
 }
 
 fn sample(pid: u32, metrics_port: u16, data: &Path, t0: Instant) -> Sample {

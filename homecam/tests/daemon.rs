@@ -166,9 +166,7 @@ motion = {{ record = "all", pre-roll = 1, post-roll = 1 }}
     assert!(m.contains("# TYPE homecam_events_total counter"), "{m}");
     // The memory figures a soak reads: resident size, and the heap in use under it.
     let figure = |prefix: &str| -> f64 {
-        m.lines()
-            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {prefix} in {m}"))
+        common::metric(&m, prefix).unwrap_or_else(|| panic!("no {prefix} in {m}"))
     };
     let rss = figure("process_resident_memory_bytes ");
     let in_use = figure("homecam_heap_bytes{kind=\"in_use\"} ");
@@ -220,13 +218,7 @@ motion = {{ record = "all", pre-roll = 1, post-roll = 1 }}
     let t0 = Instant::now();
     let floor = loop {
         let m = http_get(metrics, "/metrics");
-        let found = m.lines().find_map(|l| {
-            l.strip_prefix("homecam_resident_after_trim_bytes ")?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        });
-        if let Some(f) = found {
+        if let Some(f) = common::metric(&m, "homecam_resident_after_trim_bytes ") {
             break f;
         }
         assert!(

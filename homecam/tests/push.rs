@@ -101,11 +101,6 @@ fn env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-}
-
 #[test]
 fn every_service_gets_one_alert_with_the_picture() {
     let dir = temp_dir("push");

@@ -12,6 +12,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The value of the sample `name_and_labels` (as written before the value) in a
+/// Prometheus text page, such as the daemon's `/metrics`.
+pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
 /// A child process, killed at drop.
 pub struct Proc(pub Child);
 
